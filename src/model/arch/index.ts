@@ -1,0 +1,41 @@
+/**
+ * The registry of supported architectures: config family → parameter table, checkpoint
+ * tensor-name aliases and the Architecture implementation. An explicit map, no side effects.
+ */
+import type { ModelConfig } from "../config.js";
+import type { ParamSpec, ParamStore } from "../params.js";
+import type { Architecture } from "./architecture.js";
+import { Gpt2, gpt2ParamSpecs } from "./gpt2.js";
+import { Llama, llamaParamSpecs } from "./llama.js";
+
+export interface ArchitectureEntry {
+  paramSpecs(cfg: ModelConfig): ParamSpec[];
+  /** Checkpoint names under which a parameter may be stored, in order of preference. */
+  checkpointNames(spec: ParamSpec, cfg: ModelConfig): string[];
+  /** Parameters that may be absent from a checkpoint, and what to fill them from. */
+  tiedTo(spec: ParamSpec, cfg: ModelConfig): string | null;
+  /** Checkpoint tensors that are buffers, not parameters (ignored when loading). */
+  isIgnoredTensor(name: string): boolean;
+  create(cfg: ModelConfig, params: ParamStore): Architecture;
+}
+
+const gpt2Entry: ArchitectureEntry = {
+  paramSpecs: gpt2ParamSpecs,
+  // The hub's gpt2 files have no "transformer." prefix; files saved from GPT2LMHeadModel do.
+  checkpointNames: (spec) => [spec.name, "transformer." + spec.name],
+  tiedTo: () => null,
+  isIgnoredTensor: (name) => /(^|\.)h\.\d+\.attn\.(bias|masked_bias)$/.test(name) || name === "lm_head.weight",
+  create: (cfg, params) => new Gpt2(cfg, params),
+};
+
+const llamaEntry: ArchitectureEntry = {
+  paramSpecs: llamaParamSpecs,
+  checkpointNames: (spec) => [spec.name],
+  tiedTo: () => null,
+  isIgnoredTensor: (name) => /rotary_emb\.inv_freq$/.test(name) || name === "lm_head.weight",
+  create: (cfg, params) => new Llama(cfg, params),
+};
+
+export function architectureFor(cfg: ModelConfig): ArchitectureEntry {
+  return cfg.family === "gpt2" ? gpt2Entry : llamaEntry;
+}

@@ -1,0 +1,330 @@
+/**
+ * The Llama family: Llama 2/3 (incl. rope_scaling "llama3"), Mistral, Qwen2 (q/k/v biases).
+ * RMSNorm, rotary position embeddings (Hugging Face rotate-half convention, rope_theta),
+ * grouped-query attention, SwiGLU MLP, tied or untied LM head. All linear weights are stored
+ * (out, in) (torch Linear).
+ *
+ * Block l, forward (x: (BT, C)):
+ *   n1  = RMSNorm(x)                                   (BT, C)      input_layernorm
+ *   q   = n1·Wqᵀ (+bq), k = n1·Wkᵀ (+bk), v = n1·Wvᵀ (+bv)
+ *                                                      q (BT, NH·HS), k/v (BT, NKV·HS)
+ *   q, k ← RoPE(q, k) at each token's position
+ *   att = causal GQA softmax attention                 (BT, NH·HS)
+ *   r2  = x + att·Woᵀ                                  (BT, C)      o_proj
+ *   n2  = RMSNorm(r2)                                  (BT, C)      post_attention_layernorm
+ *   key = silu(n2·Wgᵀ) ⊙ (n2·Wuᵀ)                      (BT, F)      ← the key
+ *   val = key·Wdᵀ                                      (BT, C)      down_proj ← the value
+ *   out = r2 + val
+ */
+import * as ops from "../../kernels/ops.js";
+import type { AttentionShape } from "../../kernels/ops.js";
+import { DeltaEditError } from "../../errors.js";
+import type { ModelConfig } from "../config.js";
+import { linearBackward, linearForward, type LinearRef } from "../linear.js";
+import type { ParamSpec, ParamStore } from "../params.js";
+import type { Architecture, BatchShape, BlockActs, EditTarget, KVCacheLayer } from "./architecture.js";
+
+export function llamaParamSpecs(cfg: ModelConfig): ParamSpec[] {
+  const C = cfg.hiddenSize;
+  const F = cfg.intermediateSize;
+  const QD = cfg.numHeads * cfg.headSize;
+  const KD = cfg.numKvHeads * cfg.headSize;
+  const specs: ParamSpec[] = [{ name: "model.embed_tokens.weight", shape: [cfg.vocabSize, C], role: "embedding", layer: null }];
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const p = `model.layers.${l}.`;
+    specs.push(
+      { name: p + "input_layernorm.weight", shape: [C], role: "norm_weight", layer: l },
+      { name: p + "self_attn.q_proj.weight", shape: [QD, C], role: "linear_weight", layer: l },
+      { name: p + "self_attn.k_proj.weight", shape: [KD, C], role: "linear_weight", layer: l },
+      { name: p + "self_attn.v_proj.weight", shape: [KD, C], role: "linear_weight", layer: l },
+    );
+    if (cfg.attentionBias) {
+      specs.push(
+        { name: p + "self_attn.q_proj.bias", shape: [QD], role: "linear_bias", layer: l },
+        { name: p + "self_attn.k_proj.bias", shape: [KD], role: "linear_bias", layer: l },
+        { name: p + "self_attn.v_proj.bias", shape: [KD], role: "linear_bias", layer: l },
+      );
+    }
+    specs.push(
+      { name: p + "self_attn.o_proj.weight", shape: [C, QD], role: "linear_weight", layer: l },
+      { name: p + "post_attention_layernorm.weight", shape: [C], role: "norm_weight", layer: l },
+      { name: p + "mlp.gate_proj.weight", shape: [F, C], role: "linear_weight", layer: l },
+      { name: p + "mlp.up_proj.weight", shape: [F, C], role: "linear_weight", layer: l },
+      { name: p + "mlp.down_proj.weight", shape: [C, F], role: "linear_weight", layer: l },
+    );
+    if (cfg.mlpBias) {
+      specs.push(
+        { name: p + "mlp.gate_proj.bias", shape: [F], role: "linear_bias", layer: l },
+        { name: p + "mlp.up_proj.bias", shape: [F], role: "linear_bias", layer: l },
+        { name: p + "mlp.down_proj.bias", shape: [C], role: "linear_bias", layer: l },
+      );
+    }
+  }
+  specs.push({ name: "model.norm.weight", shape: [C], role: "norm_weight", layer: null });
+  if (!cfg.tieWordEmbeddings) specs.push({ name: "lm_head.weight", shape: [cfg.vocabSize, C], role: "lm_head", layer: null });
+  return specs;
+}
+
+/**
+ * Rotary tables (maxPositions, HS/2) in float64 math, stored float32.
+ * inv_freq_i = θ^(−2i/HS), adjusted by rope_scaling ("llama3" frequency bands, or "linear").
+ */
+export function ropeTables(cfg: ModelConfig): { cos: Float32Array; sin: Float32Array } {
+  const HS = cfg.headSize;
+  const h = HS / 2;
+  const invFreq = new Float64Array(h);
+  for (let i = 0; i < h; i++) invFreq[i] = 1 / Math.pow(cfg.ropeTheta, (2 * i) / HS);
+  const rs = cfg.ropeScaling;
+  if (rs?.type === "linear") {
+    for (let i = 0; i < h; i++) invFreq[i]! /= rs.factor;
+  } else if (rs?.type === "llama3") {
+    const lowWavelen = rs.originalMaxPositions / rs.lowFreqFactor;
+    const highWavelen = rs.originalMaxPositions / rs.highFreqFactor;
+    for (let i = 0; i < h; i++) {
+      const f = invFreq[i]!;
+      const wavelen = (2 * Math.PI) / f;
+      let g = wavelen > lowWavelen ? f / rs.factor : f;
+      if (!(wavelen < highWavelen) && !(wavelen > lowWavelen)) {
+        const smooth = (rs.originalMaxPositions / wavelen - rs.lowFreqFactor) / (rs.highFreqFactor - rs.lowFreqFactor);
+        g = ((1 - smooth) * g) / rs.factor + smooth * g;
+      }
+      invFreq[i] = g;
+    }
+  }
+  const P = cfg.maxPositions;
+  const cos = new Float32Array(P * h);
+  const sin = new Float32Array(P * h);
+  for (let p = 0; p < P; p++) {
+    for (let i = 0; i < h; i++) {
+      const a = p * invFreq[i]!;
+      cos[p * h + i] = Math.cos(a);
+      sin[p * h + i] = Math.sin(a);
+    }
+  }
+  return { cos, sin };
+}
+
+export interface LlamaActs extends BlockActs {
+  n1: Float32Array; // (BT, C)
+  n1Rstd: Float32Array; // (BT)
+  q: Float32Array; // (BT, NH·HS) after RoPE
+  k: Float32Array; // (BT, NKV·HS) after RoPE
+  v: Float32Array; // (BT, NKV·HS)
+  probs: Float32Array; // (B, NH, T, Tk)
+  att: Float32Array; // (BT, NH·HS)
+  r2: Float32Array; // (BT, C)
+  n2: Float32Array; // (BT, C)
+  n2Rstd: Float32Array; // (BT)
+  gate: Float32Array; // (BT, F)
+  up: Float32Array; // (BT, F)
+  key: Float32Array; // (BT, F)
+  value: Float32Array; // (BT, C)
+  // backward scratch
+  dF1: Float32Array; // (BT, F)
+  dF2: Float32Array; // (BT, F)
+  dF3: Float32Array; // (BT, F)
+  dC1: Float32Array; // (BT, max(C, NH·HS))
+  dR2: Float32Array; // (BT, C)
+  dq: Float32Array; // (BT, NH·HS)
+  dk: Float32Array; // (BT, NKV·HS)
+  dv: Float32Array; // (BT, NKV·HS)
+}
+
+export class Llama implements Architecture<LlamaActs> {
+  readonly family = "llama" as const;
+  readonly numLayers: number;
+  readonly hidden: number;
+  readonly dFF: number;
+  readonly vocab: number;
+  private readonly NH: number;
+  private readonly NKV: number;
+  private readonly HS: number;
+  private readonly eps: number;
+  private readonly cos: Float32Array; // (maxPos, HS/2)
+  private readonly sin: Float32Array; // (maxPos, HS/2)
+
+  constructor(readonly config: ModelConfig, readonly params: ParamStore) {
+    this.numLayers = config.numLayers;
+    this.hidden = config.hiddenSize;
+    this.dFF = config.intermediateSize;
+    this.vocab = config.vocabSize;
+    this.NH = config.numHeads;
+    this.NKV = config.numKvHeads;
+    this.HS = config.headSize;
+    this.eps = config.normEps;
+    if (this.NH % this.NKV !== 0) throw new DeltaEditError("E_CONFIG", `num_attention_heads (${this.NH}) must be a multiple of num_key_value_heads (${this.NKV})`);
+    if (this.HS % 2 !== 0) throw new DeltaEditError("E_CONFIG", `head_dim (${this.HS}) must be even for rotary embeddings`);
+    const t = ropeTables(config);
+    this.cos = t.cos;
+    this.sin = t.sin;
+  }
+
+  private lin(name: string, inF: number, outF: number, bias: boolean): LinearRef {
+    return { W: this.params.get(name + ".weight"), b: bias ? this.params.get(name + ".bias") : null, inF, outF, layout: "out_in" };
+  }
+
+  embed(ids: Int32Array, _shape: BatchShape, out: Float32Array): void {
+    const C = this.hidden;
+    const E = this.params.get("model.embed_tokens.weight");
+    for (let i = 0; i < ids.length; i++) out.set(E.subarray(ids[i]! * C, ids[i]! * C + C), i * C);
+  }
+
+  embedBackward(ids: Int32Array, _shape: BatchShape, dx: Float32Array, grads: ParamStore): void {
+    if (!grads.has("model.embed_tokens.weight")) return;
+    const C = this.hidden;
+    const dE = grads.get("model.embed_tokens.weight");
+    for (let i = 0; i < ids.length; i++) {
+      const e = ids[i]! * C;
+      const o = i * C;
+      for (let c = 0; c < C; c++) dE[e + c]! += dx[o + c]!;
+    }
+  }
+
+  allocActs(rows: number, shape: BatchShape): LlamaActs {
+    const C = this.hidden;
+    const F = this.dFF;
+    const QD = this.NH * this.HS;
+    const KD = this.NKV * this.HS;
+    const Tk = shape.pastLength + shape.T;
+    return {
+      rows,
+      n1: new Float32Array(rows * C),
+      n1Rstd: new Float32Array(rows),
+      q: new Float32Array(rows * QD),
+      k: new Float32Array(rows * KD),
+      v: new Float32Array(rows * KD),
+      probs: new Float32Array(shape.B * this.NH * shape.T * Tk),
+      att: new Float32Array(rows * QD),
+      r2: new Float32Array(rows * C),
+      n2: new Float32Array(rows * C),
+      n2Rstd: new Float32Array(rows),
+      gate: new Float32Array(rows * F),
+      up: new Float32Array(rows * F),
+      key: new Float32Array(rows * F),
+      value: new Float32Array(rows * C),
+      dF1: new Float32Array(rows * F),
+      dF2: new Float32Array(rows * F),
+      dF3: new Float32Array(rows * F),
+      dC1: new Float32Array(rows * Math.max(C, QD)),
+      dR2: new Float32Array(rows * C),
+      dq: new Float32Array(rows * QD),
+      dk: new Float32Array(rows * KD),
+      dv: new Float32Array(rows * KD),
+    };
+  }
+
+  private attnShape(shape: BatchShape, kv: KVCacheLayer | null): AttentionShape {
+    const KD = this.NKV * this.HS;
+    const base: AttentionShape = { B: shape.B, T: shape.T, Tk: shape.pastLength + shape.T, nHeads: this.NH, nKvHeads: this.NKV, headSize: this.HS, qOffset: shape.pastLength };
+    if (shape.keyMask) base.keyMask = shape.keyMask;
+    if (kv) return { ...base, kRowStride: KD, kBatchStride: kv.maxT * KD, vRowStride: KD, vBatchStride: kv.maxT * KD };
+    return base;
+  }
+
+  blockForward(l: number, x: Float32Array, out: Float32Array, shape: BatchShape, a: LlamaActs, kv: KVCacheLayer | null): void {
+    const C = this.hidden;
+    const F = this.dFF;
+    const QD = this.NH * this.HS;
+    const KD = this.NKV * this.HS;
+    const rows = shape.B * shape.T;
+    const p = `model.layers.${l}.`;
+    const P = this.params;
+    const ab = this.config.attentionBias;
+    const mb = this.config.mlpBias;
+    ops.rmsNormForward(x, P.get(p + "input_layernorm.weight"), a.n1, a.n1Rstd, rows, C, this.eps);
+    linearForward(this.lin(p + "self_attn.q_proj", C, QD, ab), a.n1, a.q, rows);
+    linearForward(this.lin(p + "self_attn.k_proj", C, KD, ab), a.n1, a.k, rows);
+    linearForward(this.lin(p + "self_attn.v_proj", C, KD, ab), a.n1, a.v, rows);
+    ops.ropeForward(a.q, this.cos, this.sin, shape.positions, rows, this.NH, this.HS);
+    ops.ropeForward(a.k, this.cos, this.sin, shape.positions, rows, this.NKV, this.HS);
+    const as = this.attnShape(shape, kv);
+    if (kv) {
+      for (let b = 0; b < shape.B; b++) {
+        for (let t = 0; t < shape.T; t++) {
+          const src = (b * shape.T + t) * KD;
+          const dst = (b * kv.maxT + shape.pastLength + t) * KD;
+          kv.k.set(a.k.subarray(src, src + KD), dst);
+          kv.v.set(a.v.subarray(src, src + KD), dst);
+        }
+      }
+      ops.attentionForward(a.q, kv.k, kv.v, a.att, a.probs, as);
+    } else {
+      ops.attentionForward(a.q, a.k, a.v, a.att, a.probs, as);
+    }
+    a.r2.set(x.subarray(0, rows * C));
+    linearForward(this.lin(p + "self_attn.o_proj", QD, C, false), a.att, a.r2, rows, true);
+    ops.rmsNormForward(a.r2, P.get(p + "post_attention_layernorm.weight"), a.n2, a.n2Rstd, rows, C, this.eps);
+    linearForward(this.lin(p + "mlp.gate_proj", C, F, mb), a.n2, a.gate, rows);
+    linearForward(this.lin(p + "mlp.up_proj", C, F, mb), a.n2, a.up, rows);
+    ops.swigluForward(a.gate, a.up, a.key, rows * F);
+    linearForward(this.lin(p + "mlp.down_proj", F, C, mb), a.key, a.value, rows);
+    for (let i = 0; i < rows * C; i++) out[i] = a.r2[i]! + a.value[i]!;
+  }
+
+  blockBackward(l: number, x: Float32Array, dout: Float32Array, dx: Float32Array | null, shape: BatchShape, a: LlamaActs, grads: ParamStore | null, want: ReadonlySet<string> | null): void {
+    const C = this.hidden;
+    const F = this.dFF;
+    const QD = this.NH * this.HS;
+    const KD = this.NKV * this.HS;
+    const rows = shape.B * shape.T;
+    const p = `model.layers.${l}.`;
+    const P = this.params;
+    const ab = this.config.attentionBias;
+    const mb = this.config.mlpBias;
+    const g = (name: string): Float32Array | null => (grads && want && want.has(p + name) ? grads.get(p + name) : null);
+    // forward was: out = r2 + val ; val = key·Wdᵀ ; key = silu(gate) ⊙ up
+    const dKey = a.dF1.subarray(0, rows * F);
+    linearBackward(this.lin(p + "mlp.down_proj", F, C, mb), a.key, dout, dKey, g("mlp.down_proj.weight"), mb ? g("mlp.down_proj.bias") : null, rows);
+    const dGate = a.dF2.subarray(0, rows * F);
+    const dUp = a.dF3.subarray(0, rows * F);
+    ops.swigluBackward(a.gate, a.up, dKey, dGate, dUp, rows * F);
+    const dN2 = a.dC1.subarray(0, rows * C);
+    linearBackward(this.lin(p + "mlp.gate_proj", C, F, mb), a.n2, dGate, dN2, g("mlp.gate_proj.weight"), mb ? g("mlp.gate_proj.bias") : null, rows);
+    linearBackward(this.lin(p + "mlp.up_proj", C, F, mb), a.n2, dUp, dN2, g("mlp.up_proj.weight"), mb ? g("mlp.up_proj.bias") : null, rows, true);
+    ops.rmsNormBackward(dN2, a.r2, P.get(p + "post_attention_layernorm.weight"), a.n2Rstd, a.dR2, g("post_attention_layernorm.weight"), rows, C);
+    const dR2 = a.dR2;
+    for (let i = 0; i < rows * C; i++) dR2[i]! += dout[i]!;
+    // forward was: r2 = x + att·Woᵀ
+    const dAtt = a.dC1.subarray(0, rows * QD);
+    linearBackward(this.lin(p + "self_attn.o_proj", QD, C, false), a.att, dR2, dAtt, g("self_attn.o_proj.weight"), null, rows);
+    ops.attentionBackward(dAtt, a.q, a.k, a.v, a.probs, a.dq, a.dk, a.dv, this.attnShape(shape, null));
+    // forward was: q, k ← RoPE(q, k)
+    ops.ropeBackward(a.dq, this.cos, this.sin, shape.positions, rows, this.NH, this.HS);
+    ops.ropeBackward(a.dk, this.cos, this.sin, shape.positions, rows, this.NKV, this.HS);
+    const dN1 = a.dC1.subarray(0, rows * C);
+    linearBackward(this.lin(p + "self_attn.q_proj", C, QD, ab), a.n1, a.dq, dN1, g("self_attn.q_proj.weight"), ab ? g("self_attn.q_proj.bias") : null, rows);
+    linearBackward(this.lin(p + "self_attn.k_proj", C, KD, ab), a.n1, a.dk, dN1, g("self_attn.k_proj.weight"), ab ? g("self_attn.k_proj.bias") : null, rows, true);
+    linearBackward(this.lin(p + "self_attn.v_proj", C, KD, ab), a.n1, a.dv, dN1, g("self_attn.v_proj.weight"), ab ? g("self_attn.v_proj.bias") : null, rows, true);
+    if (dx || g("input_layernorm.weight")) {
+      const dX = dx ?? new Float32Array(rows * C);
+      ops.rmsNormBackward(dN1, x, P.get(p + "input_layernorm.weight"), a.n1Rstd, dX, g("input_layernorm.weight"), rows, C);
+      for (let i = 0; i < rows * C; i++) dX[i]! += dR2[i]!;
+    }
+  }
+
+  finalNormForward(x: Float32Array, out: Float32Array, stats: Float32Array, rows: number): void {
+    ops.rmsNormForward(x, this.params.get("model.norm.weight"), out, stats.subarray(0, rows), rows, this.hidden, this.eps);
+  }
+
+  finalNormBackward(x: Float32Array, dout: Float32Array, dx: Float32Array, stats: Float32Array, rows: number, grads: ParamStore | null, want: ReadonlySet<string> | null): void {
+    const gw = grads && want?.has("model.norm.weight") ? grads.get("model.norm.weight") : null;
+    ops.rmsNormBackward(dout, x, this.params.get("model.norm.weight"), stats.subarray(0, rows), dx, gw, rows, this.hidden);
+  }
+
+  lmHead(): LinearRef {
+    return { W: this.params.get(this.lmHeadName()), b: null, inF: this.hidden, outF: this.vocab, layout: "out_in" };
+  }
+
+  lmHeadName(): string {
+    return this.config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  }
+
+  editTarget(l: number): EditTarget {
+    const name = `model.layers.${l}.mlp.down_proj.weight`;
+    return { name, biasName: this.config.mlpBias ? `model.layers.${l}.mlp.down_proj.bias` : null, W: this.params.get(name), dIn: this.dFF, dOut: this.hidden, layout: "out_in" };
+  }
+
+  blockParamNames(l: number): string[] {
+    return this.params.specs.filter((s) => s.layer === l).map((s) => s.name);
+  }
+}

@@ -1,0 +1,268 @@
+/**
+ * Forward passes with taps and injection, prefix caching, and the chained backward pass.
+ *
+ * Dimension legend: B rows, T padded length, BT = B·T, C hidden, F key width (d_ff),
+ * V vocabulary, P number of requested logit positions.
+ *
+ * - A *tap* reads, at chosen (row, pos) pairs, the key (input of the MLP down projection),
+ *   the value (its output) and/or the block output h^(l) (the residual stream after block l)
+ *   of chosen layers. Block-output taps are taken BEFORE any injection at that layer.
+ * - An *injection* adds one vector δ (C) to the output of block `layer` at chosen positions.
+ *   Adding δ to the MLP output of block l is the same as adding it to the block output, so
+ *   ROME's injection point is covered too.
+ * - *Prefix caching*: `keepHidden: [L]` returns h^(L) (BT, C); a later call with
+ *   `startLayer: L+1, startHidden: h` runs only blocks L+1..N−1 (an injection at layer L is
+ *   then applied to a copy of `startHidden`). Exact: blocks ≤ L do not depend on δ.
+ * - `forBackward: true` keeps every block's activations so that `backward()` can return the
+ *   gradient of a loss on the logits w.r.t. the injected vector and/or chosen parameters.
+ */
+import { DeltaEditError } from "../errors.js";
+import type { BlockActs } from "./arch/architecture.js";
+import { checkPositions, type Batch, type Position } from "./batch.js";
+import { linearBackward, linearForward } from "./linear.js";
+import type { LanguageModel } from "./model.js";
+import { ParamStore } from "./params.js";
+
+export interface TapRequest {
+  layers: number[];
+  at: Position[];
+  key?: boolean;
+  value?: boolean;
+  block?: boolean;
+}
+
+export interface Taps {
+  key: Map<number, Float32Array>; // layer → (P, F)
+  value: Map<number, Float32Array>; // layer → (P, C)
+  block: Map<number, Float32Array>; // layer → (P, C), before injection
+}
+
+export interface Injection {
+  layer: number;
+  vector: Float32Array; // (C)
+  at: Position[];
+}
+
+export interface ForwardOptions {
+  startLayer?: number; // first block to run (default 0)
+  startHidden?: Float32Array; // (BT, C) input of block `startLayer` (required when startLayer > 0)
+  stopAfterLayer?: number; // last block to run (default N−1); logits only when it is N−1
+  taps?: TapRequest;
+  injection?: Injection;
+  logits?: "all" | "none" | Position[]; // default "all" when the last block runs
+  keepHidden?: number[]; // return h^(l) (BT, C) for these layers (before injection)
+  forBackward?: boolean;
+}
+
+export interface ForwardResult {
+  logits: Float32Array | null; // (P, V)
+  logitPositions: Position[];
+  taps: Taps;
+  hidden: Map<number, Float32Array>; // layer → (BT, C)
+  /** Saved state for backward (only with forBackward). */
+  saved: SavedForward | null;
+}
+
+export interface SavedForward {
+  batch: Batch;
+  startLayer: number;
+  inputs: Float32Array[]; // per block from startLayer: its input (BT, C)
+  acts: BlockActs[]; // per block from startLayer
+  finalRows: Float32Array; // (P, C) last hidden rows at the logit positions
+  finalNormed: Float32Array; // (P, C)
+  finalStats: Float32Array; // (2P)
+  logitPositions: Position[];
+  injection: Injection | null;
+}
+
+export interface BackwardOptions {
+  /** Return dLoss/dδ for the forward's injection. */
+  injection?: boolean;
+  /** Parameter names whose gradients to accumulate ("all" for every parameter). */
+  params?: readonly string[] | "all";
+  /** Accumulate into these buffers instead of fresh ones (training loops). */
+  into?: ParamStore;
+}
+
+export interface BackwardResult {
+  dInjection: Float32Array | null; // (C)
+  grads: ParamStore | null;
+}
+
+export function forward(model: LanguageModel, batch: Batch, opts: ForwardOptions = {}): ForwardResult {
+  const arch = model.arch;
+  const N = arch.numLayers;
+  const C = arch.hidden;
+  const F = arch.dFF;
+  const BT = batch.B * batch.T;
+  const shape = batch.shape;
+  const start = opts.startLayer ?? 0;
+  const stop = opts.stopAfterLayer ?? N - 1;
+  if (!Number.isInteger(start) || start < 0 || start > N) throw new DeltaEditError("E_ARG", `forward: startLayer ${start} outside [0, ${N}]`);
+  if (!Number.isInteger(stop) || stop < start - 1 || stop >= N) throw new DeltaEditError("E_ARG", `forward: stopAfterLayer ${stop} outside [${start - 1}, ${N - 1}]`);
+  const inj = opts.injection ?? null;
+  if (inj) {
+    if (inj.vector.length !== C) throw new DeltaEditError("E_ARG", `forward: injection vector has length ${inj.vector.length}, expected hidden size ${C}`);
+    if (inj.layer < start - 1 || inj.layer > stop) throw new DeltaEditError("E_ARG", `forward: injection layer ${inj.layer} is not in the blocks run (${start}..${stop}) nor the prefix-cache boundary ${start - 1}`);
+    checkPositions(batch, inj.at, "injection");
+  }
+  const taps: Taps = { key: new Map(), value: new Map(), block: new Map() };
+  if (opts.taps) {
+    checkPositions(batch, opts.taps.at, "taps");
+    for (const l of opts.taps.layers) if (l < start || l > stop) throw new DeltaEditError("E_ARG", `forward: tap layer ${l} is not among the blocks run (${start}..${stop})`);
+  }
+
+  // x: (BT, C) the residual stream entering the next block
+  let x = new Float32Array(BT * C);
+  if (start === 0) {
+    arch.embed(batch.ids, shape, x);
+  } else {
+    if (!opts.startHidden || opts.startHidden.length !== BT * C) {
+      throw new DeltaEditError("E_ARG", `forward: startLayer ${start} needs startHidden of length B·T·C = ${BT * C}, got ${opts.startHidden?.length ?? "none"}`);
+    }
+    x.set(opts.startHidden);
+    if (inj && inj.layer === start - 1) addAt(x, inj.vector, inj.at, batch.T, C);
+  }
+  const hidden = new Map<number, Float32Array>();
+  const keep = new Set(opts.keepHidden ?? []);
+  const saved: SavedForward | null = opts.forBackward
+    ? { batch, startLayer: start, inputs: [], acts: [], finalRows: new Float32Array(0), finalNormed: new Float32Array(0), finalStats: new Float32Array(0), logitPositions: [], injection: inj }
+    : null;
+  let scratchActs: BlockActs | null = null;
+  for (let l = start; l <= stop; l++) {
+    const acts = saved ? arch.allocActs(BT, shape) : (scratchActs ??= arch.allocActs(BT, shape));
+    const out = new Float32Array(BT * C);
+    arch.blockForward(l, x, out, shape, acts, null);
+    if (saved) {
+      saved.inputs.push(x);
+      saved.acts.push(acts);
+    }
+    if (opts.taps && opts.taps.layers.includes(l)) {
+      const t = opts.taps;
+      if (t.key) taps.key.set(l, gatherRows(acts.key, t.at, batch.T, F));
+      if (t.value) taps.value.set(l, gatherRows(acts.value, t.at, batch.T, C));
+      if (t.block) taps.block.set(l, gatherRows(out, t.at, batch.T, C));
+    }
+    if (keep.has(l)) hidden.set(l, out.slice());
+    if (inj && inj.layer === l) addAt(out, inj.vector, inj.at, batch.T, C);
+    x = out;
+  }
+
+  let logits: Float32Array | null = null;
+  let logitPositions: Position[] = [];
+  const want = opts.logits ?? (stop === N - 1 ? "all" : "none");
+  if (want !== "none") {
+    if (stop !== N - 1) throw new DeltaEditError("E_ARG", "forward: logits requested but the last block is not run");
+    if (want === "all") {
+      for (let row = 0; row < batch.B; row++) for (let pos = 0; pos < batch.T; pos++) logitPositions.push({ row, pos });
+    } else {
+      checkPositions(batch, want, "logits");
+      logitPositions = want;
+    }
+    const P = logitPositions.length;
+    const rows = gatherRows(x, logitPositions, batch.T, C); // (P, C)
+    const normed = new Float32Array(P * C);
+    const stats = new Float32Array(2 * P);
+    arch.finalNormForward(rows, normed, stats, P);
+    logits = new Float32Array(P * arch.vocab);
+    linearForward(arch.lmHead(), normed, logits, P);
+    if (saved) {
+      saved.finalRows = rows;
+      saved.finalNormed = normed;
+      saved.finalStats = stats;
+      saved.logitPositions = logitPositions;
+    }
+  }
+  return { logits, logitPositions, taps, hidden, saved };
+}
+
+/**
+ * Backward from dLoss/dlogits (P, V) at the forward's logit positions. Runs the blocks in
+ * reverse only as far down as needed: to the block above the injection layer for dδ, to the
+ * lowest block holding a requested parameter, or through the embeddings.
+ */
+export function backward(model: LanguageModel, saved: SavedForward, dlogits: Float32Array, opts: BackwardOptions): BackwardResult {
+  const arch = model.arch;
+  const N = arch.numLayers;
+  const C = arch.hidden;
+  const { batch } = saved;
+  const BT = batch.B * batch.T;
+  const P = saved.logitPositions.length;
+  if (P === 0) throw new DeltaEditError("E_ARG", "backward: the forward pass produced no logits");
+  if (dlogits.length !== P * arch.vocab) throw new DeltaEditError("E_ARG", `backward: dlogits has length ${dlogits.length}, expected P·V = ${P}·${arch.vocab}`);
+  const inj = saved.injection;
+  if (opts.injection && !inj) throw new DeltaEditError("E_ARG", "backward: injection gradient requested but the forward had no injection");
+
+  const allNames = model.params.names();
+  const names = opts.params === "all" ? allNames : (opts.params ?? []);
+  for (const n of names) if (!model.params.has(n)) throw new DeltaEditError("E_ARG", `backward: unknown parameter "${n}"`);
+  const want = new Set(names);
+  const grads = names.length > 0 ? (opts.into ?? model.params.zerosLike(names)) : null;
+
+  // lowest block we must go through
+  let lowest = N; // N = none
+  if (opts.injection && inj) lowest = Math.min(lowest, inj.layer + 1);
+  let needEmbed = false;
+  for (const n of names) {
+    const spec = model.params.spec(n);
+    if (spec.layer !== null) lowest = Math.min(lowest, spec.layer);
+    else if (spec.role === "embedding" || spec.role === "position") needEmbed = true; // (a tied head also gets its head-side gradient above)
+  }
+  if (needEmbed) lowest = 0;
+  if (lowest < saved.startLayer) {
+    throw new DeltaEditError("E_ARG", `backward: needs block ${lowest} but the forward started at block ${saved.startLayer} (prefix-cached); rerun the forward from a lower layer`);
+  }
+
+  // head: logits = norm(h)·Eᵀ
+  const dNormed = new Float32Array(P * C);
+  const headName = arch.lmHeadName();
+  linearBackward(arch.lmHead(), saved.finalNormed, dlogits, dNormed, grads && want.has(headName) ? grads.get(headName) : null, null, P);
+  const dRows = new Float32Array(P * C);
+  arch.finalNormBackward(saved.finalRows, dNormed, dRows, saved.finalStats, P, grads, want);
+  // dH: (BT, C) gradient w.r.t. the output of the current block
+  let dH = new Float32Array(BT * C);
+  saved.logitPositions.forEach((p, i) => {
+    const o = (p.row * batch.T + p.pos) * C;
+    for (let c = 0; c < C; c++) dH[o + c]! += dRows[i * C + c]!;
+  });
+
+  let dInjection: Float32Array | null = null;
+  const takeInjectionGrad = (layer: number, g: Float32Array): void => {
+    if (opts.injection && inj && inj.layer === layer) {
+      dInjection = new Float32Array(C);
+      for (const p of inj.at) {
+        const o = (p.row * batch.T + p.pos) * C;
+        for (let c = 0; c < C; c++) dInjection[c]! += g[o + c]!;
+      }
+    }
+  };
+  takeInjectionGrad(N - 1, dH);
+  for (let l = N - 1; l >= lowest; l--) {
+    const i = l - saved.startLayer;
+    const needDx = l > lowest || needEmbed || (opts.injection === true && inj !== null && inj.layer === l - 1);
+    const dX = needDx ? new Float32Array(BT * C) : null;
+    arch.blockBackward(l, saved.inputs[i]!, dH, dX, batch.shape, saved.acts[i]!, grads, want);
+    if (!dX) break;
+    dH = dX;
+    takeInjectionGrad(l - 1, dH);
+  }
+  if (needEmbed && grads) arch.embedBackward(batch.ids, batch.shape, dH, grads);
+  return { dInjection, grads };
+}
+
+/** rows (P, W) gathered from x (B·T, W) at positions. */
+export function gatherRows(x: Float32Array, at: readonly Position[], T: number, W: number): Float32Array {
+  const out = new Float32Array(at.length * W);
+  at.forEach((p, i) => {
+    const o = (p.row * T + p.pos) * W;
+    out.set(x.subarray(o, o + W), i * W);
+  });
+  return out;
+}
+
+function addAt(x: Float32Array, v: Float32Array, at: readonly Position[], T: number, C: number): void {
+  for (const p of at) {
+    const o = (p.row * T + p.pos) * C;
+    for (let c = 0; c < C; c++) x[o + c]! += v[c]!;
+  }
+}

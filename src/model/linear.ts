@@ -1,0 +1,58 @@
+/**
+ * A linear map y = x·Wᵀ + b over rows, whatever the storage orientation of W.
+ *
+ * "out_in": W stored (out, in) — torch Linear (Llama, GPT-J, lm_head).
+ * "in_out": W stored (in, out) — GPT-2's Conv1D.
+ * The orientation is a property of the weight, fixed by the architecture at load time.
+ */
+import * as ops from "../kernels/ops.js";
+
+export type Layout = "out_in" | "in_out";
+
+export interface LinearRef {
+  W: Float32Array; // (out, in) or (in, out) per layout
+  b: Float32Array | null; // (out)
+  inF: number;
+  outF: number;
+  layout: Layout;
+}
+
+/** y (rows, out) = x (rows, in) · Wᵀ + b. `accumulate` adds into y instead of overwriting. */
+export function linearForward(lin: LinearRef, x: Float32Array, y: Float32Array, rows: number, accumulate = false): void {
+  if (rows === 0) return;
+  const { W, b, inF, outF, layout } = lin;
+  if (b && !accumulate) {
+    for (let r = 0; r < rows; r++) y.set(b, r * outF);
+  }
+  ops.gemm(x, W, y, { m: rows, n: outF, k: inF, transB: layout === "out_in", beta: b || accumulate ? 1 : 0 });
+}
+
+/**
+ * Backward of y = x·Wᵀ + b.
+ * dx (rows, in) = dy · W (overwritten, or added when `accumulateDx`; null to skip);
+ * dW += dyᵀ·x in W's own layout; db += Σ_rows dy (either may be null to skip).
+ */
+export function linearBackward(
+  lin: LinearRef,
+  x: Float32Array,
+  dy: Float32Array,
+  dx: Float32Array | null,
+  dW: Float32Array | null,
+  db: Float32Array | null,
+  rows: number,
+  accumulateDx = false,
+): void {
+  if (rows === 0) return;
+  const { W, inF, outF, layout } = lin;
+  if (dx) ops.gemm(dy, W, dx, { m: rows, n: inF, k: outF, transB: layout === "in_out", beta: accumulateDx ? 1 : 0 });
+  if (dW) {
+    if (layout === "out_in") ops.gemm(dy, x, dW, { m: outF, n: inF, k: rows, transA: true, beta: 1 });
+    else ops.gemm(x, dy, dW, { m: inF, n: outF, k: rows, transA: true, beta: 1 });
+  }
+  if (db) {
+    for (let r = 0; r < rows; r++) {
+      const o = r * outF;
+      for (let j = 0; j < outF; j++) db[j]! += dy[o + j]!;
+    }
+  }
+}

@@ -78,9 +78,10 @@ export class LanguageModel {
   /**
    * A randomly initialised model (benchmarks, tests, training from scratch): linear weights
    * N(0, std²) with std = 0.02 (GPT-2 style, output projections scaled by 1/sqrt(2L)),
-   * norms 1, biases 0. Deterministic for a seed.
+   * norms 1, biases 0. Deterministic for a seed. `dist: "uniform"` draws a uniform with the same
+   * variance (much faster for benchmark-sized models).
    */
-  static random(config: ModelConfig, seed = 0, std = 0.02): LanguageModel {
+  static random(config: ModelConfig, seed = 0, std = 0.02, dist: "normal" | "uniform" = "normal"): LanguageModel {
     const specs = architectureFor(config).paramSpecs(config);
     const rng = new Rng(seed);
     const store = new ParamStore(specs);
@@ -91,7 +92,12 @@ export class LanguageModel {
       else {
         const isResidualOut = /(c_proj|o_proj|down_proj)\.weight$/.test(s.name);
         const sd = isResidualOut ? std / Math.sqrt(2 * config.numLayers) : std;
-        for (let i = 0; i < d.length; i++) d[i] = rng.normal() * sd;
+        if (dist === "normal") for (let i = 0; i < d.length; i++) d[i] = rng.normal() * sd;
+        else {
+          // uniform on [−√3·sd, √3·sd] (same variance; ~10× faster to draw, for large benchmark models)
+          const a = 2 * Math.sqrt(3) * sd;
+          for (let i = 0; i < d.length; i++) d[i] = (rng.nextU32() / 4294967296 - 0.5) * a;
+        }
       }
     }
     return new LanguageModel(config, store, null, null, null);

@@ -1,0 +1,73 @@
+/**
+ * The deltaedit command line. Commands are declared in a table and imported lazily.
+ * A DeltaEditError prints its message and hint (exit 2 for usage errors, 1 otherwise);
+ * anything else is a bug and prints its stack.
+ */
+import { readFileSync } from "node:fs";
+import { DeltaEditError } from "../errors.js";
+import { helpText, parseArgs, type CliIO, type CommandSpec } from "./args.js";
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandSpec> }> = {
+  tokenize: { summary: "print the token ids of a text", load: async () => (await import("./commands/tokenize.js")).command },
+  logits: { summary: "print next-token logits for every input position (teacher forcing)", load: async () => (await import("./commands/logits.js")).command },
+  generate: { summary: "generate text (greedy or seeded top-k) with a KV cache", load: async () => (await import("./commands/generate.js")).command },
+};
+
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+function mainHelp(): string {
+  const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length)) + 2;
+  return [
+    "deltaedit — sequential knowledge editing of LLMs (DeltaEdit, AlphaEdit, MEMIT, ROME, …) on CPU",
+    "",
+    "usage: deltaedit <command> [options]      deltaedit <command> --help",
+    "",
+    "commands:",
+    ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(w)}${c.summary}`),
+    "",
+    "  --version    print the version, the BLAS library and the kernel family in use",
+  ].join("\n");
+}
+
+export async function main(argv: string[], io: CliIO = defaultIO()): Promise<number> {
+  try {
+    const [name, ...rest] = argv;
+    if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+      io.out(mainHelp() + "\n");
+      return name === undefined ? 2 : 0;
+    }
+    if (name === "--version" || name === "-v") {
+      const ops = await import("../kernels/ops.js");
+      const info = ops.blasInfo();
+      io.out(`deltaedit ${packageVersion()}\nnode ${process.version}\nblas: ${info.library} (${info.config})\nkernel: ${info.coreName} (OPENBLAS_CORETYPE ${info.coreTypeSource === "env" ? "from the environment" : info.coreTypeSource === "auto" ? "chosen from CPU features" : "left to OpenBLAS"})\nthreads: ${info.threads}\n`);
+      return 0;
+    }
+    const entry = COMMANDS[name];
+    if (!entry) {
+      io.err(`deltaedit: unknown command "${name}"\n\n${mainHelp()}\n`);
+      return 2;
+    }
+    const cmd = await entry.load();
+    const args = parseArgs(cmd, rest);
+    if (args === "help") {
+      io.out(helpText(cmd) + "\n");
+      return 0;
+    }
+    return await cmd.run(args, io);
+  } catch (e) {
+    if (e instanceof DeltaEditError) {
+      io.err(`deltaedit: error: ${e.message}\n`);
+      if (e.hint) io.err(`hint: ${e.hint}\n`);
+      return e.code === "E_USAGE" ? 2 : 1;
+    }
+    io.err(`deltaedit: internal error (a bug — please report it):\n${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 70;
+  }
+}
+
+function defaultIO(): CliIO {
+  return { out: (s) => void process.stdout.write(s), err: (s) => void process.stderr.write(s) };
+}

@@ -1,0 +1,157 @@
+/**
+ * The world corpus: documents that state every fact of the knowledge base through every
+ * TRAINING template, mixed with filler text (`filler.ts`), plus a held-out split for perplexity.
+ *
+ * Construction (deterministic for a seed):
+ *   1. Fact units. For each repeat r < repeatsPerFact and each round k < maxTrainTemplates, every
+ *      subject gets one unit: its facts, each stated with one training template, in shuffled
+ *      order. Templates are assigned through a per-(fact, repeat) shuffled permutation, so each
+ *      (fact, training template) pair is stated exactly `repeatsPerFact` times.
+ *   2. Filler units: single sentences or short stories, until filler sentences make up
+ *      `fillerRatio` of all sentences.
+ *   3. All units are shuffled and packed into documents of `docSentences` sentences (a unit is
+ *      never split; a document may overshoot its target by the last unit), sentences joined by " ".
+ *   4. Held-out: new documents, about `heldOutFraction` × the train sentence count, built the same
+ *      way from randomly chosen facts (training templates only) and fresh filler. Paraphrase
+ *      (held-out) templates appear in neither split.
+ *
+ * A fact sentence is `fillTemplate(template, subject) + " " + object + "."`.
+ */
+import { DeltaEditError } from "../../errors.js";
+import { Rng } from "../../util/rng.js";
+import { checkOptionKeys } from "./_options.js";
+import { factsBySubject, type Fact, type KnowledgeBase, type Relation } from "./kb.js";
+import { fillerUnit, type FillerNames } from "./filler.js";
+import { fillTemplate } from "./relations.js";
+
+export interface CorpusOptions {
+  seed: number;
+  /** How many times each (fact, training template) pair is stated in `train`. Default 3. */
+  repeatsPerFact?: number;
+  /** Fraction of all sentences that are filler, in [0, 1). Default 0.3. */
+  fillerRatio?: number;
+  /** Size of `heldOut` relative to `train`, in sentences, in [0, 1]. Default 0.02. */
+  heldOutFraction?: number;
+  /** Target sentences per document, inclusive range. Default [3, 8]. */
+  docSentences?: readonly [number, number];
+}
+
+export interface Corpus {
+  readonly train: string[]; // documents
+  readonly heldOut: string[]; // documents
+}
+
+export const CORPUS_DEFAULTS = Object.freeze({ repeatsPerFact: 3, fillerRatio: 0.3, heldOutFraction: 0.02, docSentences: Object.freeze([3, 8] as const) });
+
+const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "fillerRatio", "heldOutFraction", "docSentences"];
+
+/** The sentence stating `fact` through `template`. */
+export function factSentence(fact: Fact, template: string): string {
+  return `${fillTemplate(template, fact.subject)} ${fact.object.str}.`;
+}
+
+/** Build the corpus. Throws `E_ARG` on bad options. */
+export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
+  const fn = "buildCorpus";
+  checkOptionKeys(fn, opts, OPTION_KEYS);
+  const repeats = opts.repeatsPerFact ?? CORPUS_DEFAULTS.repeatsPerFact;
+  const fillerRatio = opts.fillerRatio ?? CORPUS_DEFAULTS.fillerRatio;
+  const heldOutFraction = opts.heldOutFraction ?? CORPUS_DEFAULTS.heldOutFraction;
+  const [docMin, docMax] = opts.docSentences ?? CORPUS_DEFAULTS.docSentences;
+  if (!Number.isInteger(opts.seed)) throw new DeltaEditError("E_ARG", `${fn}: option "seed" must be an integer, got ${opts.seed}`);
+  if (!Number.isInteger(repeats) || repeats < 1) throw new DeltaEditError("E_ARG", `${fn}: option "repeatsPerFact" must be an integer ≥ 1, got ${repeats}`);
+  if (!(fillerRatio >= 0 && fillerRatio < 1)) throw new DeltaEditError("E_ARG", `${fn}: option "fillerRatio" must be in [0, 1), got ${fillerRatio}`);
+  if (!(heldOutFraction >= 0 && heldOutFraction <= 1)) throw new DeltaEditError("E_ARG", `${fn}: option "heldOutFraction" must be in [0, 1], got ${heldOutFraction}`);
+  if (!(Number.isInteger(docMin) && Number.isInteger(docMax) && docMin >= 1 && docMax >= docMin)) {
+    throw new DeltaEditError("E_ARG", `${fn}: option "docSentences" must be integers [min, max] with 1 ≤ min ≤ max, got [${docMin}, ${docMax}]`);
+  }
+
+  const rng = new Rng(opts.seed);
+  const relById = new Map<string, Relation>(kb.relations.map((r) => [r.id, r]));
+  const templatesOf = (f: Fact): readonly string[] => relById.get(f.relationId)!.trainTemplates;
+  const names = fillerNames(kb);
+
+  // 1. fact units
+  const units: string[][] = [];
+  const bySubject = [...factsBySubject(kb).values()];
+  const rounds = Math.max(...kb.relations.map((r) => r.trainTemplates.length));
+  let factSentences = 0;
+  for (let r = 0; r < repeats; r++) {
+    // perms[s][j]: template order for fact j of subject s in this repeat
+    const perms = bySubject.map((facts) => facts.map((f) => rng.shuffle(templatesOf(f).map((_, i) => i))));
+    for (let k = 0; k < rounds; k++) {
+      bySubject.forEach((facts, s) => {
+        const unit: string[] = [];
+        facts.forEach((f, j) => {
+          const perm = perms[s]![j]!;
+          if (k < perm.length) unit.push(factSentence(f, templatesOf(f)[perm[k]!]!));
+        });
+        if (unit.length > 0) {
+          units.push(rng.shuffle(unit));
+          factSentences += unit.length;
+        }
+      });
+    }
+  }
+
+  // 2. filler units
+  const fillerTarget = Math.round((factSentences * fillerRatio) / (1 - fillerRatio));
+  let trainSentences = factSentences;
+  for (let n = 0; n < fillerTarget; ) {
+    const u = fillerUnit(rng, names);
+    units.push(u);
+    n += u.length;
+    trainSentences += u.length;
+  }
+
+  // 3. documents
+  const train = pack(rng, rng.shuffle(units), docMin, docMax);
+
+  // 4. held-out split
+  const heldOutTarget = Math.round(trainSentences * heldOutFraction);
+  const heldUnits: string[][] = [];
+  for (let n = 0; n < heldOutTarget; ) {
+    let u: string[];
+    if (rng.uniform() < fillerRatio) {
+      u = fillerUnit(rng, names);
+    } else {
+      const f = kb.facts[rng.int(kb.facts.length)]!;
+      const ts = templatesOf(f);
+      u = [factSentence(f, ts[rng.int(ts.length)]!)];
+    }
+    heldUnits.push(u);
+    n += u.length;
+  }
+  const heldOut = pack(rng, heldUnits, docMin, docMax);
+  return { train, heldOut };
+}
+
+function fillerNames(kb: KnowledgeBase): FillerNames {
+  const of = (kind: string): string[] => kb.subjects.filter((s) => s.kind === kind).map((s) => s.name);
+  return { people: of("person"), cities: of("city"), companies: of("company"), bands: of("band") };
+}
+
+/** Pack units into documents of a random target length in [min, max] sentences. */
+function pack(rng: Rng, units: readonly string[][], min: number, max: number): string[] {
+  const docs: string[] = [];
+  let cur: string[] = [];
+  let target = min + rng.int(max - min + 1);
+  for (const u of units) {
+    cur.push(...u);
+    if (cur.length >= target) {
+      docs.push(cur.join(" "));
+      cur = [];
+      target = min + rng.int(max - min + 1);
+    }
+  }
+  if (cur.length > 0) docs.push(cur.join(" "));
+  return docs;
+}
+
+/** Total UTF-8 bytes of a list of documents (for size reports). */
+export function corpusBytes(docs: readonly string[]): number {
+  const enc = new TextEncoder();
+  let n = 0;
+  for (const d of docs) n += enc.encode(d).length;
+  return n;
+}

@@ -1,0 +1,118 @@
+/**
+ * Pronounceable, unique names for the subjects of the synthetic fact world.
+ *
+ * Names are built from syllables (onset + vowel + optional coda) so that they look like words
+ * but are not in any real vocabulary: a model trained on the world corpus can only know them
+ * from that corpus. Kinds and shapes:
+ *
+ *   person   "Varo Tellin"        given name (2 syllables) + family name (2 syllables + ending)
+ *   city     "Quessaby"           2 syllables + a place ending
+ *   company  "Brandor Works"      root (2 syllables) + a business word
+ *   band     "Morvel Quartet"     root (2 syllables) + an ensemble word
+ *
+ * Uniqueness is stronger than string equality: no name is a whole-word prefix of another
+ * ("Velmar" vs "Velmar Works"), so a subject's last token is unambiguous inside a prompt.
+ */
+import { DeltaEditError } from "../../errors.js";
+import type { Rng } from "../../util/rng.js";
+
+/** The kinds of subject the world contains. */
+export type SubjectKind = "person" | "city" | "company" | "band";
+
+export const SUBJECT_KINDS: readonly SubjectKind[] = Object.freeze(["person", "city", "company", "band"]);
+
+const ONSETS: readonly string[] = Object.freeze([
+  "b", "br", "d", "dr", "f", "g", "gr", "h", "k", "l", "m", "n", "p", "r", "s", "st", "t", "tr", "v", "z",
+  "ch", "sh", "th", "qu", "j", "w", "c", "cl", "fl", "pr",
+]);
+const VOWELS: readonly string[] = Object.freeze(["a", "e", "i", "o", "u", "a", "e", "o", "ai", "ea", "ou", "y"]);
+const CODAS: readonly string[] = Object.freeze(["", "", "", "", "n", "r", "l", "s", "m", "nd", "rk", "th", "ss", "ll"]);
+const FAMILY_ENDINGS: readonly string[] = Object.freeze(["in", "son", "ell", "ar", "ey", "ow", "ard", "is", "en", "ick"]);
+const CITY_ENDINGS: readonly string[] = Object.freeze(["by", "ford", "holm", "ton", "mar", "vik", "stad", "ria", "burg", "port", "dale", "wick"]);
+const COMPANY_WORDS: readonly string[] = Object.freeze(["Works", "Labs", "Group", "Systems", "Partners", "Holdings", "Company", "Industries"]);
+const BAND_WORDS: readonly string[] = Object.freeze(["Quartet", "Ensemble", "Collective", "Club", "Brothers", "Sisters", "Trio", "Parade"]);
+
+/** Upper bound on draws per name before giving up (the world asked for more names than fit). */
+const MAX_ATTEMPTS_PER_NAME = 10_000;
+
+function pick<T>(rng: Rng, xs: readonly T[]): T {
+  return xs[rng.int(xs.length)]!;
+}
+
+function capitalize(s: string): string {
+  return s.length === 0 ? s : s[0]!.toUpperCase() + s.slice(1);
+}
+
+const LINKS: readonly string[] = Object.freeze(["r", "l", "n", "d", "v", "s"]);
+
+/** One syllable: onset + vowel + optional coda ("tel", "va", "quess"); no "quu"/"quy". */
+function syllable(rng: Rng, withCoda: boolean): string {
+  const onset = pick(rng, ONSETS);
+  let vowel = pick(rng, VOWELS);
+  while (onset === "qu" && (vowel.startsWith("u") || vowel.startsWith("o") || vowel === "y")) vowel = pick(rng, VOWELS);
+  return onset + vowel + (withCoda ? pick(rng, CODAS) : "");
+}
+
+/** `stem + ending`, with a linking consonant between a vowel-final stem and a vowel-initial ending. */
+function join(rng: Rng, stem: string, ending: string): string {
+  const isVowel = (ch: string | undefined): boolean => ch !== undefined && "aeiouy".includes(ch);
+  return isVowel(stem[stem.length - 1]) && isVowel(ending[0]) ? stem + pick(rng, LINKS) + ending : stem + ending;
+}
+
+/** A lowercase 2-syllable root; the coda goes on the last syllable only, so roots stay short. */
+function root(rng: Rng): string {
+  return syllable(rng, false) + syllable(rng, true);
+}
+
+function rawName(rng: Rng, kind: SubjectKind): string {
+  switch (kind) {
+    case "person":
+      return `${capitalize(root(rng))} ${capitalize(join(rng, syllable(rng, false) + syllable(rng, false), pick(rng, FAMILY_ENDINGS)))}`;
+    case "city":
+      return capitalize(join(rng, syllable(rng, false) + syllable(rng, rng.uniform() < 0.3), pick(rng, CITY_ENDINGS)));
+    case "company":
+      return `${capitalize(root(rng))} ${pick(rng, COMPANY_WORDS)}`;
+    case "band":
+      return `${capitalize(root(rng))} ${pick(rng, BAND_WORDS)}`;
+  }
+}
+
+/**
+ * Draws unique names from a caller-owned `Rng`. The set of names handed out so far is
+ * instance state: one generator per knowledge base.
+ */
+export class NameGenerator {
+  private readonly rng: Rng;
+  private readonly names = new Set<string>(); // every name handed out
+  private readonly prefixes = new Set<string>(); // every proper whole-word prefix of a handed-out name
+
+  constructor(rng: Rng) {
+    this.rng = rng;
+  }
+
+  /** A fresh name of the given kind, unique and prefix-free among all names drawn so far. */
+  next(kind: SubjectKind): string {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS_PER_NAME; attempt++) {
+      const name = rawName(this.rng, kind);
+      if (this.accept(name)) return name;
+    }
+    throw new DeltaEditError("E_ARG", `NameGenerator.next("${kind}"): no new unique name after ${MAX_ATTEMPTS_PER_NAME} draws (${this.names.size} names in use)`, {
+      hint: "ask for fewer subjects of this kind",
+      context: { kind, inUse: this.names.size },
+    });
+  }
+
+  private accept(name: string): boolean {
+    if (this.names.has(name) || this.prefixes.has(name)) return false;
+    const words = name.split(" ");
+    const ownPrefixes: string[] = [];
+    for (let i = 1; i < words.length; i++) {
+      const p = words.slice(0, i).join(" ");
+      if (this.names.has(p)) return false;
+      ownPrefixes.push(p);
+    }
+    this.names.add(name);
+    for (const p of ownPrefixes) this.prefixes.add(p);
+    return true;
+  }
+}

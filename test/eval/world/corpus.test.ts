@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { buildCorpus, factSentence } from "../../../src/eval/world/corpus.js";
+import { buildKnowledgeBase } from "../../../src/eval/world/kb.js";
+
+const SMALL = { people: 40, cities: 8, companies: 8, bands: 8 } as const;
+
+/** Sentences of a document (sentences end with "." and are joined by " "; names hold no "."). */
+function sentences(doc: string): string[] {
+  return doc.split(/(?<=\.) /);
+}
+
+/** The longest static piece of a template around its "{}". */
+function longestFragment(template: string): string {
+  const [a, b] = template.split("{}") as [string, string];
+  return a.trim().length >= b.trim().length ? a : b;
+}
+
+test("corpus: deterministic for a seed, different for another seed", () => {
+  const kb = buildKnowledgeBase({ seed: 1, ...SMALL });
+  const a = buildCorpus(kb, { seed: 5 });
+  assert.deepEqual(a, buildCorpus(kb, { seed: 5 }));
+  assert.notDeepEqual(a.train, buildCorpus(kb, { seed: 6 }).train);
+});
+
+test("corpus: every (fact, training template) sentence appears exactly repeatsPerFact times", () => {
+  const kb = buildKnowledgeBase({ seed: 2, ...SMALL });
+  const repeats = 2;
+  const c = buildCorpus(kb, { seed: 2, repeatsPerFact: repeats, fillerRatio: 0.25 });
+  const count = new Map<string, number>();
+  let total = 0;
+  for (const d of c.train) {
+    for (const s of sentences(d)) {
+      count.set(s, (count.get(s) ?? 0) + 1);
+      total++;
+    }
+  }
+  let factTotal = 0;
+  for (const f of kb.facts) {
+    const r = kb.relations.find((x) => x.id === f.relationId)!;
+    for (const t of r.trainTemplates) {
+      const s = factSentence(f, t);
+      assert.equal(count.get(s), repeats, `"${s}"`);
+      factTotal += repeats;
+    }
+  }
+  const fillerShare = (total - factTotal) / total;
+  assert.ok(Math.abs(fillerShare - 0.25) < 0.02, `filler share ${fillerShare.toFixed(3)}, asked 0.25`);
+  assert.ok(c.heldOut.length > 0, "held-out split is not empty");
+  const lens = c.train.map((d) => sentences(d).length);
+  assert.ok(Math.min(...lens) >= 1 && lens.filter((n) => n >= 3).length / lens.length > 0.9, "documents have a few sentences");
+});
+
+test("corpus (default size): held-out templates never appear; held-out split is fact + filler text", () => {
+  const kb = buildKnowledgeBase({ seed: 0 });
+  const c = buildCorpus(kb, { seed: 0 });
+  const train = c.train.join("\n");
+  const held = c.heldOut.join("\n");
+  for (const r of kb.relations) {
+    for (const h of r.heldOutTemplates) {
+      const frag = longestFragment(h);
+      assert.ok(frag.trim().length >= 8, `${r.id}: held-out "${h}" needs a distinctive fragment`);
+      for (const t of r.trainTemplates) assert.ok(!t.includes(frag.trim()), `${r.id}: fragment "${frag}" of "${h}" is in training template "${t}"`);
+      assert.ok(!train.includes(frag), `${r.id}: held-out fragment "${frag}" occurs in train`);
+      assert.ok(!held.includes(frag), `${r.id}: held-out fragment "${frag}" occurs in heldOut`);
+    }
+  }
+  // spot-check full paraphrase prompts too
+  for (const f of kb.facts.slice(0, 200)) {
+    const r = kb.relations.find((x) => x.id === f.relationId)!;
+    for (const h of r.heldOutTemplates) assert.ok(!train.includes(h.replace("{}", f.subject)));
+  }
+  const heldSentences = c.heldOut.flatMap(sentences);
+  const trainSentenceCount = c.train.reduce((n, d) => n + sentences(d).length, 0);
+  assert.ok(Math.abs(heldSentences.length / trainSentenceCount - 0.02) < 0.005, `held-out fraction ${heldSentences.length / trainSentenceCount}`);
+  const factSet = new Set(kb.facts.flatMap((f) => kb.relations.find((x) => x.id === f.relationId)!.trainTemplates.map((t) => factSentence(f, t))));
+  const heldFacts = heldSentences.filter((s) => factSet.has(s)).length;
+  assert.ok(heldFacts > 0 && heldFacts < heldSentences.length, `held-out has ${heldFacts} fact sentences of ${heldSentences.length}`);
+  assert.ok(train.length > 2_000_000, `default train corpus is ${train.length} chars`);
+});
+
+test("corpus: filler never mentions a relation verb or the closed-set words of person relations", () => {
+  const kb = buildKnowledgeBase({ seed: 4, ...SMALL });
+  const c = buildCorpus(kb, { seed: 4, fillerRatio: 0.5 });
+  const factSet = new Set(kb.facts.flatMap((f) => kb.relations.find((x) => x.id === f.relationId)!.trainTemplates.map((t) => factSentence(f, t))));
+  const banned = kb.relations
+    .filter((r) => r.subjectKind === "person" && !r.objects.some((o) => o.id.startsWith("city:") || o.id.startsWith("company:")))
+    .flatMap((r) => r.objects.map((o) => o.str));
+  const filler = c.train.flatMap(sentences).filter((s) => !factSet.has(s));
+  assert.ok(filler.length > 100);
+  for (const s of filler) {
+    const words = new Set(s.replace(/[.,]/g, "").split(" "));
+    for (const w of [...banned, "born", "works", "plays", "speaks"]) assert.ok(!words.has(w), `filler "${s}" contains "${w}"`);
+  }
+});

@@ -1,0 +1,179 @@
+/**
+ * DeltaEdit (spec §4.4): AlphaEdit's update rule plus a superimposed-noise monitor and a
+ * conditional projection of the target optimisation.
+ *
+ * State across batches: the AlphaEdit projectors and solver state (shared `NullSpaceSolve`),
+ * ΔW_acc (C, F) = the sum of every update applied to the z-layer matrix, the noise statistics
+ * (μ, σ²) and the request counter c (NoiseMonitor).
+ * Per request, right after the first forward of the target optimisation (δ = 0), before any
+ * stopping test: c ← c + 1; if ΔW_acc exists, n = ΔW_acc κ (κ = the z-layer key at the bare
+ * template's subject position, ODD-8), ν = ‖n‖; trigger iff c > warmupRequests, σ² ≠ 0 and
+ * |ν − μ| > varMultiplier·√σ² (two-sided, ODD-4); when triggered, δ is projected after every Adam step
+ * onto the orthogonal complement of the top eigen-directions (eigenvalue > 0.1, at most q = ⌊C·space⌋)
+ * of G = ΔW_acc ΔW_accᵀ + n nᵀ (ODD-6/7/9), and the statistics are not updated; otherwise μ, σ² take
+ * an EMA step. Every request of a batch sees the same (pre-batch) ΔW_acc (ODD-5).
+ */
+import * as ops from "../../kernels/ops.js";
+import { insertionLoop } from "../insertion.js";
+import { buildInfluenceProjector, NoiseMonitor, noiseVector, type NoiseParams } from "../noise.js";
+import type { EditRequest } from "../request.js";
+import type { ProjectionHook } from "../target.js";
+import { NullSpaceSolve } from "./alphaedit.js";
+import { checkFamilyParams, computeTargets, requestReport, targetParams, type MemitFamilyParams } from "./memitFamily.js";
+import { since, type BatchOutcome, type EditContext, type EditMethod, type RequestReport } from "./method.js";
+import { resolveParams } from "./params.js";
+
+export interface DeltaEditParams extends MemitFamilyParams {
+  l2: number; // λ (L2)
+  nullspaceThreshold: number; // τ (the reference hard-codes 0.02, ODD-11: read from here)
+  solver: "fast" | "dense";
+  /** Stop the target optimisation when the mean target probability exceeds this (ODD-3). */
+  earlyStopAvgProb: number;
+  /** Preset `var`: trigger multiplier of √σ². */
+  varMultiplier: number;
+  /** Preset `space`: q = ⌊C·space⌋ directions at most. */
+  space: number;
+  /** Requests before a trigger is possible (c > warmupRequests). */
+  warmupRequests: number;
+  /** α of the EMA of ν. */
+  emaDecay: number;
+  /** Keep directions of G with eigenvalue > this. */
+  eigenvalueThreshold: number;
+  /** Power iterations of the randomized SVD ("reference" mode). */
+  powerIterations: number;
+  /** "reference": seeded randomized top-q SVD (appendix B); "exact": top-q eigenpairs. */
+  projectorMode: "reference" | "exact";
+}
+
+/** gpt2-xl preset (spec §6.1). */
+export const deltaEditDefaults: DeltaEditParams = {
+  editLayers: [13, 14, 15, 16, 17],
+  targetLayer: 17,
+  lossLayer: 47,
+  numGradSteps: 20,
+  lr: 0.5,
+  weightDecay: 0.5,
+  klFactor: 0.0625,
+  clampNormFactor: 0.75,
+  prefixCache: true,
+  l2: 1,
+  nullspaceThreshold: 2e-2,
+  solver: "fast",
+  earlyStopAvgProb: 0.98,
+  varMultiplier: 3,
+  space: 0.25,
+  warmupRequests: 20,
+  emaDecay: 0.9,
+  eigenvalueThreshold: 0.1,
+  powerIterations: 2,
+  projectorMode: "reference",
+};
+
+export class DeltaEdit implements EditMethod {
+  readonly name = "deltaedit" as const;
+  readonly params: DeltaEditParams;
+  monitor: NoiseMonitor;
+  private core: NullSpaceSolve | null = null;
+  /** ΔW_acc (C, F) out × in, null until the first batch has been applied. */
+  deltaWAcc: Float32Array | null = null;
+
+  constructor(overrides: Record<string, unknown>, numLayers: number) {
+    this.params = resolveParams("deltaedit", deltaEditDefaults, overrides);
+    checkFamilyParams("deltaedit", this.params, numLayers);
+    this.monitor = new NoiseMonitor(this.noiseParams());
+  }
+
+  noiseParams(): NoiseParams {
+    const p = this.params;
+    return { warmupRequests: p.warmupRequests, emaDecay: p.emaDecay, varMultiplier: p.varMultiplier, space: p.space, eigenvalueThreshold: p.eigenvalueThreshold, powerIterations: p.powerIterations, mode: p.projectorMode };
+  }
+
+  private coreFor(ctx: EditContext): NullSpaceSolve {
+    return (this.core ??= new NullSpaceSolve(ctx, this.params.l2, this.params.nullspaceThreshold, this.params.solver));
+  }
+
+  applyBatch(ctx: EditContext, requests: readonly EditRequest[]): BatchOutcome {
+    const t0 = performance.now();
+    const core = this.coreFor(ctx);
+    for (const l of this.params.editLayers) core.projector(l);
+    const C = ctx.model.arch.hidden;
+    const F = ctx.model.arch.dFF;
+    const monitorBefore = this.monitor.state;
+    const noise: NonNullable<RequestReport["noise"]>[] = [];
+    let gram: Float32Array | null = null; // (C, C) ΔW_acc ΔW_accᵀ, computed at the first trigger of the batch
+    let projectionSeconds = 0;
+    const hookFor = (): ProjectionHook => (first) => {
+      const req = this.monitor.beginRequest();
+      if (!this.deltaWAcc) {
+        noise.push({ requestCount: req.requestCount, nu: null, mu: null, variance: null, triggered: false, projectionRank: 0 });
+        return null;
+      }
+      const { noise: n, nu } = noiseVector(this.deltaWAcc, first.kappa, C, F);
+      const obs = this.monitor.observe(req, nu);
+      let rank = 0;
+      let project: ((d: Float32Array) => Float32Array) | null = null;
+      if (obs.triggered) {
+        const tp = performance.now();
+        if (!gram) {
+          gram = new Float32Array(C * C);
+          ops.syrk(this.deltaWAcc, gram, { n: C, k: F });
+        }
+        const proj = buildInfluenceProjector({ gram, noise: n, d: C, params: this.noiseParams(), rng: ctx.rng });
+        rank = proj.rank;
+        project = (d) => proj.apply(d);
+        projectionSeconds += since(tp);
+      }
+      noise.push({ requestCount: obs.requestCount, nu, mu: obs.mu, variance: obs.variance, triggered: obs.triggered, projectionRank: rank });
+      return project;
+    };
+    let ins;
+    let results;
+    let tTarget = 0;
+    try {
+      const tt = performance.now();
+      const targets = computeTargets(ctx, requests, targetParams(this.params, this.params.earlyStopAvgProb), hookFor);
+      tTarget = since(tt) - projectionSeconds;
+      results = targets.results;
+      ins = insertionLoop(ctx.model, requests, ctx.templates.memit, this.params.editLayers, this.params.targetLayer, targets.z, core);
+    } catch (e) {
+      core.discard();
+      this.restoreMonitor(monitorBefore);
+      throw e;
+    }
+    core.commit();
+    const zUpdate = ins.updates.find((u) => u.layer === this.params.targetLayer)!;
+    this.accumulate(zUpdate.influence!, zUpdate.activation!, zUpdate.n, C, F);
+    const reports = requests.map((r, j) => ({ ...requestReport(r, results[j]!), noise: noise[j]! }));
+    return {
+      updates: ins.updates,
+      requests: reports,
+      layerStats: ins.layerStats,
+      timings: { target: tTarget, keys: ins.keysSeconds, solve: ins.solveSeconds, apply: ins.applySeconds, total: since(t0), projection: projectionSeconds } as BatchOutcome["timings"],
+      replayData: { noise: noise.map((x) => ({ requestCount: x.requestCount, nu: x.nu })) },
+    };
+  }
+
+  private restoreMonitor(s: { requestCount: number; mu: number | null; variance: number | null }): void {
+    this.monitor = new NoiseMonitor(this.noiseParams(), s);
+  }
+
+  /** ΔW_acc += R Xᵀ (float32, out × in). */
+  private accumulate(influence: Float32Array, activation: Float32Array, n: number, C: number, F: number): void {
+    const first = this.deltaWAcc === null;
+    this.deltaWAcc ??= new Float32Array(C * F);
+    ops.gemm(influence, activation, this.deltaWAcc, { m: C, n: F, k: n, transB: true, beta: first ? 0 : 1 });
+  }
+
+  replay(ctx: EditContext, outcome: BatchOutcome): void {
+    const core = this.coreFor(ctx);
+    const noise = (outcome.replayData["noise"] ?? []) as { requestCount: number; nu: number | null }[];
+    for (const x of noise) {
+      const req = this.monitor.beginRequest();
+      if (x.nu !== null) this.monitor.observe(req, x.nu);
+    }
+    for (const u of outcome.updates) core.replayKeys(u.layer, u.keys!, u.n);
+    core.commit();
+    const z = outcome.updates.find((u) => u.layer === this.params.targetLayer)!;
+    this.accumulate(z.influence!, z.activation!, z.n, ctx.model.arch.hidden, ctx.model.arch.dFF);
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * What MEMIT, AlphaEdit, DeltaEdit, PRUNE and RECT share: the edited layers and the target-vector
+ * optimisation parameters, and the batch's targets Z (spec §3.7 for every request, in order,
+ * with the model as it was before the batch).
+ */
+import { DeltaEditError } from "../../errors.js";
+import type { EditRequest } from "../request.js";
+import { computeTarget, type ProjectionHook, type TargetParams, type TargetResult } from "../target.js";
+import type { EditContext, RequestReport } from "./method.js";
+
+export interface MemitFamilyParams {
+  /** Distinct edited layers, ascending (the reference's duplicated last entry is not used, ODD-12). */
+  editLayers: number[];
+  /** z-layer l_z where target vectors are defined (normally max(editLayers)). */
+  targetLayer: number;
+  /** Loss layer: the model's last block. */
+  lossLayer: number;
+  numGradSteps: number; // v_num_grad_steps
+  lr: number; // v_lr
+  weightDecay: number; // v_weight_decay
+  klFactor: number; // kl_factor
+  clampNormFactor: number; // clamp_norm_factor
+  /** Exact prefix caching in the target optimisation (false: the reference's full rerun). */
+  prefixCache: boolean;
+}
+
+export function checkFamilyParams(method: string, p: MemitFamilyParams, numLayers: number): void {
+  const L = p.editLayers;
+  if (L.length === 0) throw new DeltaEditError("E_CONFIG", `${method}: editLayers is empty`);
+  for (let i = 0; i < L.length; i++) {
+    if (!Number.isInteger(L[i]) || L[i]! < 0 || L[i]! >= numLayers) throw new DeltaEditError("E_CONFIG", `${method}: editLayers entry ${L[i]} outside [0, ${numLayers - 1}]`);
+    if (i > 0 && L[i]! <= L[i - 1]!) throw new DeltaEditError("E_CONFIG", `${method}: editLayers must be distinct and ascending, got [${L.join(",")}]`);
+  }
+  if (!L.includes(p.targetLayer)) throw new DeltaEditError("E_CONFIG", `${method}: targetLayer ${p.targetLayer} must be one of editLayers [${L.join(",")}]`);
+  if (p.lossLayer !== numLayers - 1) throw new DeltaEditError("E_CONFIG", `${method}: lossLayer ${p.lossLayer} must be the model's last block ${numLayers - 1}${p.lossLayer >= numLayers ? " (it does not exist; cf. ODD-10)" : ""}`);
+}
+
+export function targetParams(p: MemitFamilyParams, earlyStopAvgProb: number | null): TargetParams {
+  return {
+    layer: p.targetLayer,
+    lossLayer: p.lossLayer,
+    numGradSteps: p.numGradSteps,
+    lr: p.lr,
+    weightDecay: p.weightDecay,
+    klFactor: p.klFactor,
+    clampNormFactor: p.clampNormFactor,
+    lossStop: 5e-2,
+    earlyStopAvgProb,
+    t0Source: "block",
+    prefixCache: p.prefixCache,
+  };
+}
+
+/** Z (C, N) for the batch; each request optimised independently with the pre-batch model. */
+export function computeTargets(
+  ctx: EditContext,
+  requests: readonly EditRequest[],
+  tp: TargetParams,
+  hookFor?: (req: EditRequest) => ProjectionHook,
+): { z: Float32Array; results: TargetResult[] } {
+  const C = ctx.model.arch.hidden;
+  const N = requests.length;
+  const z = new Float32Array(C * N);
+  const templates = ctx.templates.memit.flat();
+  const results: TargetResult[] = [];
+  requests.forEach((r, j) => {
+    const res = computeTarget(ctx.model, r, templates, tp, hookFor?.(r));
+    for (let c = 0; c < C; c++) z[c * N + j] = res.z[c]!;
+    results.push(res);
+  });
+  return { z, results };
+}
+
+export function requestReport(r: EditRequest, t: TargetResult): RequestReport {
+  const last = t.losses[t.losses.length - 1]!;
+  let dn = 0;
+  let tn = 0;
+  for (let i = 0; i < t.delta.length; i++) {
+    dn += t.delta[i]! * t.delta[i]!;
+    tn += t.t0[i]! * t.t0[i]!;
+  }
+  return { caseId: r.caseId, index: r.index, steps: t.steps, stopReason: t.stopReason, finalLoss: last.total, finalAvgProb: last.avgProb, deltaNorm: Math.sqrt(dn), t0Norm: Math.sqrt(tn), warnings: t.warnings };
+}

@@ -1,0 +1,116 @@
+/**
+ * Edit requests: `{prompt (with "{}" for the subject), subject, targetNew, targetTrue?}`.
+ * Accepted inputs: CounterFact / MultiCounterFact records (`requested_rewrite`), and a simple
+ * JSONL form `{"prompt": "...{}...", "subject": "...", "target_new": "..." | {"str": "..."},
+ * "target_true"?: ..., "case_id"?: ...}`. A malformed record is rejected with a message naming
+ * the record (case_id or index) and the field; the others go on (spec §3.1, evaluation §1.2).
+ */
+import fs from "node:fs";
+import { DeltaEditError } from "../errors.js";
+
+export interface EditRequest {
+  caseId: string; // case_id as given, or the record's index
+  index: number; // position in the input stream
+  prompt: string; // exactly one "{}"
+  subject: string;
+  targetNew: string; // as given (no leading space added here)
+  targetTrue: string | null;
+  relationId: string | null;
+}
+
+export interface Rejection {
+  caseId: string;
+  index: number;
+  field: string;
+  message: string;
+}
+
+export interface ParsedRequests {
+  requests: EditRequest[];
+  rejected: Rejection[];
+}
+
+function targetString(v: unknown): string | null {
+  if (typeof v === "string") return v;
+  if (v && typeof v === "object" && typeof (v as { str?: unknown }).str === "string") return (v as { str: string }).str;
+  return null;
+}
+
+/** Validate one record (CounterFact or simple form). Throws E_REQUEST naming the record and field. */
+export function parseRequest(rec: unknown, index: number): EditRequest {
+  if (!rec || typeof rec !== "object" || Array.isArray(rec)) throw new DeltaEditError("E_REQUEST", `request #${index}: not a JSON object`, { context: { index, field: "(record)" } });
+  const r = rec as Record<string, unknown>;
+  const caseId = r["case_id"] !== undefined ? String(r["case_id"]) : String(index);
+  const src = (r["requested_rewrite"] && typeof r["requested_rewrite"] === "object" ? r["requested_rewrite"] : r) as Record<string, unknown>;
+  const where = `request #${index} (case_id ${caseId})`;
+  const fail = (field: string, msg: string): never => {
+    throw new DeltaEditError("E_REQUEST", `${where}: field "${field}" ${msg}`, { context: { index, caseId, field } });
+  };
+  const prompt = src["prompt"];
+  if (typeof prompt !== "string") return fail("prompt", "is missing or not a string");
+  const slots = prompt.split("{}").length - 1;
+  if (slots === 0) fail("prompt", `has no "{}" subject slot: ${JSON.stringify(prompt)}`);
+  if (slots > 1) fail("prompt", `has ${slots} "{}" slots, expected exactly one: ${JSON.stringify(prompt)}`);
+  const subject = src["subject"];
+  if (typeof subject !== "string" || subject.trim().length === 0) fail("subject", "is missing or empty");
+  const targetNew = targetString(src["target_new"]);
+  if (targetNew === null || targetNew.trim().length === 0) fail("target_new", "is missing or empty");
+  const tt = src["target_true"] === undefined ? null : targetString(src["target_true"]);
+  const rel = src["relation_id"];
+  return { caseId, index, prompt, subject: subject as string, targetNew: targetNew!, targetTrue: tt, relationId: typeof rel === "string" ? rel : null };
+}
+
+/** Parse a list of records; malformed ones are collected in `rejected`, never fatal. */
+export function parseRequests(records: readonly unknown[]): ParsedRequests {
+  const requests: EditRequest[] = [];
+  const rejected: Rejection[] = [];
+  records.forEach((rec, i) => {
+    try {
+      requests.push(parseRequest(rec, i));
+    } catch (e) {
+      if (!(e instanceof DeltaEditError)) throw e;
+      rejected.push({ caseId: String((e.context["caseId"] as string | undefined) ?? i), index: i, field: String(e.context["field"] ?? "(record)"), message: e.message });
+    }
+  });
+  return { requests, rejected };
+}
+
+/**
+ * Read requests from a file: a JSON array (CounterFact / MultiCounterFact) or JSONL (one object
+ * per line). A line that is not valid JSON is rejected by its line number; the rest go on.
+ */
+export function readRequestsFile(file: string): ParsedRequests {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    throw new DeltaEditError("E_NOT_FOUND", `cannot read edit requests from ${file}: ${(e as Error).message}`);
+  }
+  const trimmed = text.trimStart();
+  if (trimmed.startsWith("[")) {
+    let arr: unknown;
+    try {
+      arr = JSON.parse(text);
+    } catch (e) {
+      throw new DeltaEditError("E_REQUEST", `${file}: not valid JSON (${(e as Error).message})`);
+    }
+    return parseRequests(arr as unknown[]);
+  }
+  const records: unknown[] = [];
+  const bad: Rejection[] = [];
+  text.split("\n").forEach((line, i) => {
+    if (line.trim().length === 0) return;
+    try {
+      records.push(JSON.parse(line));
+    } catch (e) {
+      bad.push({ caseId: `line ${i + 1}`, index: -1, field: "(json)", message: `${file}:${i + 1}: not valid JSON (${(e as Error).message})` });
+    }
+  });
+  const parsed = parseRequests(records);
+  return { requests: parsed.requests, rejected: [...bad, ...parsed.rejected] };
+}
+
+/** The reference's target normalisation: prepend a space when missing (ODD-33). */
+export function spacedTarget(target: string): string {
+  return target.startsWith(" ") ? target : " " + target;
+}

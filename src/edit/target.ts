@@ -1,0 +1,213 @@
+/**
+ * The target-vector optimisation (spec §3.7 `compute_z`, §3.8 ROME `compute_v`, Appendix A).
+ *
+ * Find δ (C) such that injecting it at the subject's last token of every prompt, at the output of
+ * block `layer`, makes the model predict the new target; z = t0 + δ.
+ *   rows 0..R−1: fill(template_i, prompt) + decode(target[0..T−2]) with the subject filled in;
+ *   row R: "{} is a" (the KL prompt).
+ *   J = NLL + KL + WD:
+ *     NLL = mean over rewriting rows of the row's mean −log p(o_j) at positions len_i − T + j;
+ *     KL  = klFactor · KL(p ‖ p0) of the next-token distribution at the KL row's subject position
+ *           (p0 from the first forward, δ = 0) (ODD-2);
+ *     WD  = weightDecay · ‖δ‖ / ‖t0‖²  (a norm over a squared norm, ODD-1; gradient 0 at δ = 0).
+ * Loop it = 0..S−1: forward; stop if J < lossStop; stop if avgProb > earlyStopAvgProb (DeltaEdit
+ * only); stop at it = S−1; Adam step on δ; DeltaEdit's projection hook δ ← P_δ δ (ODD-9: Adam's
+ * moments are not projected); norm clamp ‖δ‖ ≤ clampNormFactor·‖t0‖. So at most S−1 Adam steps
+ * (ODD-3). z is built from the δ of the last completed forward.
+ *
+ * Prefix caching (exact, §7.8): blocks 0..layer run once; each step reruns blocks layer+1..N−1 and
+ * projects only the target positions and the KL position onto the vocabulary.
+ */
+import { DeltaEditError } from "../errors.js";
+import { makeBatch, type Position } from "../model/batch.js";
+import { backward, forward } from "../model/forward.js";
+import { klLoss, logSoftmax, nllLoss } from "../model/loss.js";
+import type { LanguageModel } from "../model/model.js";
+import { spacedTarget, type EditRequest } from "./request.js";
+import { fillTemplate, locateSubject } from "./subject.js";
+
+export interface TargetParams {
+  /** Block whose output receives δ (MEMIT family: the z-layer l_z; ROME: the edited layer). */
+  layer: number;
+  /** Last block used for the loss; must be the model's last block (the reference's valid presets). */
+  lossLayer: number;
+  numGradSteps: number; // S (v_num_grad_steps)
+  lr: number; // Adam learning rate (v_lr)
+  weightDecay: number; // v_weight_decay (ODD-1 form)
+  klFactor: number; // kl_factor
+  clampNormFactor: number; // clamp_norm_factor
+  lossStop: number; // stop when J < this (5e-2)
+  earlyStopAvgProb: number | null; // DeltaEdit: stop when avgProb > this (0.98); null = off
+  /** "block": t0 = block output (MEMIT family); "value": t0 = MLP output (ROME). */
+  t0Source: "block" | "value";
+  /** Use prefix caching (exact). false = rerun every block each step (the reference formulation). */
+  prefixCache: boolean;
+}
+
+/** What the first forward (δ = 0) reveals, for DeltaEdit's noise monitor. */
+export interface FirstForward {
+  t0: Float32Array; // (C)
+  kappa: Float32Array; // (F) key at block `layer`, row 0, subject position (ODD-8)
+}
+
+/** Decides, right after the first forward, whether δ is projected after each Adam step. */
+export type ProjectionHook = (first: FirstForward) => ((delta: Float32Array) => Float32Array) | null;
+
+export interface TargetResult {
+  z: Float32Array; // (C) t0 + δ
+  t0: Float32Array; // (C)
+  delta: Float32Array; // (C)
+  kappa: Float32Array; // (F)
+  steps: number; // Adam steps taken
+  forwards: number;
+  stopReason: "loss" | "avgprob" | "max_steps";
+  losses: { nll: number; kl: number; wd: number; total: number; avgProb: number }[];
+  projected: boolean;
+  warnings: string[];
+}
+
+interface Prepared {
+  ids: number[][];
+  lookup: Position[]; // subject-last position per row (δ injected there)
+  logitPositions: Position[];
+  nllTerms: { row: number; target: number; weight: number }[];
+  klRow: number; // index into logitPositions
+  rewritingRows: number;
+  T: number;
+  warnings: string[];
+}
+
+function prepare(model: LanguageModel, req: EditRequest, templates: readonly string[]): Prepared {
+  const tok = model.tokenizer;
+  if (!tok) throw new DeltaEditError("E_TOKENIZER", "target optimisation needs the model's tokenizer");
+  let target = tok.encode(spacedTarget(req.targetNew));
+  if (target.length > 0 && (target[0] === tok.bosTokenId || target[0] === tok.tokenToId("<unk>"))) target = target.slice(1);
+  if (target.length === 0) throw new DeltaEditError("E_REQUEST", `request ${req.caseId}: field "target_new" tokenizes to no tokens`, { context: { field: "target_new" } });
+  const T = target.length;
+  const prefixText = T > 1 ? tok.decode(target.slice(0, T - 1)) : "";
+  const warnings: string[] = [];
+  const ids: number[][] = [];
+  const lookup: Position[] = [];
+  const strings = templates.map((c) => fillTemplate(c, req.prompt) + prefixText);
+  strings.push("{} is a");
+  strings.forEach((s, row) => {
+    const loc = locateSubject(tok, s, req.subject, `request ${req.caseId}`);
+    if (loc.warning) warnings.push(loc.warning);
+    ids.push(loc.ids);
+    lookup.push({ row, pos: loc.subjectLast });
+  });
+  const R = templates.length;
+  const logitPositions: Position[] = [];
+  const nllTerms: { row: number; target: number; weight: number }[] = [];
+  for (let i = 0; i < R; i++) {
+    const len = ids[i]!.length;
+    for (let j = 0; j < T; j++) {
+      const pos = len - T + j;
+      if (pos < 0) throw new DeltaEditError("E_REQUEST", `request ${req.caseId}: prompt row ${i} is shorter than the target`, { context: { field: "target_new" } });
+      nllTerms.push({ row: logitPositions.length, target: target[j]!, weight: 1 / (T * R) });
+      logitPositions.push({ row: i, pos });
+    }
+  }
+  const klRow = logitPositions.length;
+  logitPositions.push(lookup[R]!);
+  return { ids, lookup, logitPositions, nllTerms, klRow, rewritingRows: R, T, warnings };
+}
+
+function norm(v: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!;
+  return Math.sqrt(s);
+}
+
+export function computeTarget(model: LanguageModel, req: EditRequest, templates: readonly string[], p: TargetParams, hook?: ProjectionHook): TargetResult {
+  const N = model.arch.numLayers;
+  if (p.lossLayer !== N - 1) {
+    throw new DeltaEditError("E_CONFIG", `lossLayer ${p.lossLayer} is not the model's last block (${N - 1})${p.lossLayer >= N ? ": it does not exist (cf. the reference's Llama3-8B DeltaEdit preset, ODD-10)" : "; only the last block is supported"}`);
+  }
+  if (!Number.isInteger(p.layer) || p.layer < 0 || p.layer >= N) throw new DeltaEditError("E_CONFIG", `target layer ${p.layer} outside [0, ${N - 1}]`);
+  const C = model.arch.hidden;
+  const V = model.arch.vocab;
+  const pr = prepare(model, req, templates);
+  const batch = makeBatch(pr.ids, model.tokenizer!.padTokenId, V);
+  const P = pr.logitPositions.length;
+
+  // blocks 0..layer once: t0 and κ at row 0's subject position; h^(layer) for prefix caching
+  const at0 = [pr.lookup[0]!];
+  const pre = forward(model, batch, { stopAfterLayer: p.layer, keepHidden: [p.layer], taps: { layers: [p.layer], at: at0, key: true, block: p.t0Source === "block", value: p.t0Source === "value" }, logits: "none" });
+  const t0 = (p.t0Source === "block" ? pre.taps.block : pre.taps.value).get(p.layer)!.slice();
+  const kappa = pre.taps.key.get(p.layer)!.slice();
+  const hidden = pre.hidden.get(p.layer)!;
+  const t0n = norm(t0);
+  const t0n2 = t0n * t0n;
+
+  const delta = new Float32Array(C); // δ, starts at 0
+  const m = new Float32Array(C); // Adam first moment
+  const v = new Float32Array(C); // Adam second moment
+  const b1 = 0.9;
+  const b2 = 0.999;
+  const eps = 1e-8;
+  let project: ((d: Float32Array) => Float32Array) | null = null;
+  let refLogp: Float32Array | null = null; // (1, V) p0 at the KL position
+  const losses: TargetResult["losses"] = [];
+  let steps = 0;
+  let forwards = 0;
+  let stopReason: TargetResult["stopReason"] = "max_steps";
+  const inj = { layer: p.layer, vector: delta, at: pr.lookup };
+  for (let it = 0; it < p.numGradSteps; it++) {
+    const res = p.prefixCache
+      ? forward(model, batch, { startLayer: p.layer + 1, startHidden: hidden, injection: inj, logits: pr.logitPositions, forBackward: true })
+      : forward(model, batch, { injection: inj, logits: pr.logitPositions, forBackward: true });
+    forwards++;
+    const logits = res.logits!;
+    if (it === 0) {
+      refLogp = logSoftmax(logits.subarray(pr.klRow * V, (pr.klRow + 1) * V), 1, V);
+      if (hook) {
+        project = hook({ t0, kappa });
+      }
+    }
+    const nll = nllLoss(logits, P, V, pr.nllTerms);
+    const kl = klLoss(logits, P, V, [pr.klRow], refLogp!, p.klFactor, nll.dlogits);
+    const dn = norm(delta);
+    const wd = (p.weightDecay * dn) / t0n2;
+    const total = nll.loss + kl.loss + wd;
+    // avgProb = mean over rewriting rows of exp(−row mean NLL)
+    let avgProb = 0;
+    for (let i = 0; i < pr.rewritingRows; i++) {
+      let s = 0;
+      for (let j = 0; j < pr.T; j++) s += nll.nll[i * pr.T + j]!;
+      avgProb += Math.exp(-s / pr.T) / pr.rewritingRows;
+    }
+    losses.push({ nll: nll.loss, kl: kl.loss, wd, total, avgProb });
+    if (total < p.lossStop) {
+      stopReason = "loss";
+      break;
+    }
+    if (p.earlyStopAvgProb !== null && avgProb > p.earlyStopAvgProb) {
+      stopReason = "avgprob";
+      break;
+    }
+    if (it === p.numGradSteps - 1) break;
+    const g = backward(model, res.saved!, kl.dlogits, { injection: true }).dInjection!;
+    if (dn > 0) for (let i = 0; i < C; i++) g[i]! += (p.weightDecay * delta[i]!) / (dn * t0n2);
+    // Adam (Appendix A): m ← m + (1−β1)(g − m); v ← β2 v + (1−β2) g²
+    steps++;
+    const bc1 = 1 - Math.pow(b1, steps);
+    const bc2 = 1 - Math.pow(b2, steps);
+    for (let i = 0; i < C; i++) {
+      const gi = g[i]!;
+      m[i] = m[i]! + (1 - b1) * (gi - m[i]!);
+      v[i] = b2 * v[i]! + (1 - b2) * gi * gi;
+      delta[i] = delta[i]! - (p.lr / bc1) * (m[i]! / (Math.sqrt(v[i]!) / Math.sqrt(bc2) + eps));
+    }
+    if (project) delta.set(project(delta));
+    const tau = p.clampNormFactor * t0n;
+    const nd = norm(delta);
+    if (nd > tau) {
+      const s = tau / nd;
+      for (let i = 0; i < C; i++) delta[i]! *= s;
+    }
+  }
+  const z = new Float32Array(C);
+  for (let i = 0; i < C; i++) z[i] = t0[i]! + delta[i]!;
+  return { z, t0, delta: delta.slice(), kappa, steps, forwards, stopReason, losses, projected: project !== null, warnings: pr.warnings };
+}

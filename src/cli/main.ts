@@ -3,20 +3,21 @@
  * A DeltaEditError prints its message and hint (exit 2 for usage errors, 1 otherwise);
  * anything else is a bug and prints its stack.
  */
-import { readFileSync } from "node:fs";
 import { DeltaEditError } from "../errors.js";
 import { helpText, parseArgs, type CliIO, type CommandSpec } from "./args.js";
+import { packageVersion } from "./version.js";
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandSpec> }> = {
   tokenize: { summary: "print the token ids of a text", load: async () => (await import("./commands/tokenize.js")).command },
   logits: { summary: "print next-token logits for every input position (teacher forcing)", load: async () => (await import("./commands/logits.js")).command },
   generate: { summary: "generate text (greedy or seeded top-k) with a KV cache", load: async () => (await import("./commands/generate.js")).command },
+  stats: { summary: "covariance (second-moment) statistics of the MLP keys over a corpus", load: async () => (await import("./commands/stats.js")).command },
+  edit: { summary: "apply a stream of edits sequentially in a durable, resumable session", load: async () => (await import("./commands/edit.js")).command },
+  undo: { summary: "subtract one recorded edit from a session", load: async () => (await import("./commands/undo.js")).command },
+  export: { summary: "export a session's edited model (HF checkpoint or PEFT LoRA adapter)", load: async () => (await import("./commands/export.js")).command },
 };
 
-export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
-  return pkg.version;
-}
+export { packageVersion };
 
 function mainHelp(): string {
   const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length)) + 2;

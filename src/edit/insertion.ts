@@ -10,7 +10,7 @@ import type { LanguageModel } from "../model/model.js";
 import { bareBlockOutputs, computeKeys } from "./keys.js";
 import type { LayerUpdate } from "./methods/method.js";
 import type { EditRequest } from "./request.js";
-import { applyDense, applyLowRank, frobenius } from "./update.js";
+import { applyDense, applyLayerUpdate, applyLowRank, frobenius } from "./update.js";
 
 export interface LayerSolve {
   /** X (F, N) for layer l from keys K (F, N) and spread residual R (C, N). */
@@ -75,11 +75,7 @@ export function insertionLoop(
 
 /** Undo applied updates in reverse order. */
 export function rollback(model: LanguageModel, updates: readonly LayerUpdate[]): void {
-  for (const u of [...updates].reverse()) {
-    const target = model.arch.editTarget(u.layer);
-    if (u.dense) applyDense(target, u.dense, -1);
-    else if (u.influence && u.activation) applyLowRank(target, u.influence, u.activation, u.n, -1);
-  }
+  for (const u of [...updates].reverse()) applyLayerUpdate(model, u, -1);
 }
 
 /** ‖R Xᵀ‖_F = sqrt(trace((RᵀR)(XᵀX))) without forming the product. */

@@ -6,6 +6,8 @@
  */
 import * as ops from "../kernels/ops.js";
 import type { EditTarget } from "../model/arch/architecture.js";
+import type { LanguageModel } from "../model/model.js";
+import type { LayerUpdate } from "./methods/method.js";
 
 /** W ← W + sign · R Xᵀ (in W's storage layout). */
 export function applyLowRank(target: EditTarget, influence: Float32Array, activation: Float32Array, n: number, sign: 1 | -1 = 1): void {
@@ -48,4 +50,15 @@ export function frobenius(x: Float32Array): number {
   let s = 0;
   for (let i = 0; i < x.length; i++) s += x[i]! * x[i]!;
   return Math.sqrt(s);
+}
+
+/** Apply (sign +1) or remove (−1) one recorded update: dense, or low-rank R·Xᵀ, plus a bias delta. */
+export function applyLayerUpdate(model: LanguageModel, u: LayerUpdate, sign: 1 | -1 = 1): void {
+  const target = model.arch.editTarget(u.layer);
+  if (u.dense) applyDense(target, u.dense, sign);
+  else if (u.influence && u.activation) applyLowRank(target, u.influence, u.activation, u.n, sign);
+  if (u.biasName && u.biasDelta) {
+    const b = model.params.get(u.biasName);
+    for (let i = 0; i < b.length; i++) b[i]! += sign * u.biasDelta[i]!;
+  }
 }

@@ -36,6 +36,7 @@ export interface EditTarget {
   dIn: number; // F: key width (input of the down projection)
   dOut: number; // C: value width
   layout: Layout; // "in_out" for GPT-2 Conv1D (stored (F, C)), "out_in" for Llama (stored (C, F))
+  module: string; // module path inside the Hugging Face *ForCausalLM model (PEFT target name)
 }
 
 /**

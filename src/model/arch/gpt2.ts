@@ -243,7 +243,7 @@ export class Gpt2 implements Architecture<Gpt2Acts> {
 
   editTarget(l: number): EditTarget {
     const name = `h.${l}.mlp.c_proj.weight`;
-    return { name, biasName: `h.${l}.mlp.c_proj.bias`, W: this.params.get(name), dIn: this.dFF, dOut: this.hidden, layout: "in_out" };
+    return { name, biasName: `h.${l}.mlp.c_proj.bias`, W: this.params.get(name), dIn: this.dFF, dOut: this.hidden, layout: "in_out", module: `transformer.h.${l}.mlp.c_proj` };
   }
 
   blockParamNames(l: number): string[] {

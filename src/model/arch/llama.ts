@@ -321,7 +321,7 @@ export class Llama implements Architecture<LlamaActs> {
 
   editTarget(l: number): EditTarget {
     const name = `model.layers.${l}.mlp.down_proj.weight`;
-    return { name, biasName: this.config.mlpBias ? `model.layers.${l}.mlp.down_proj.bias` : null, W: this.params.get(name), dIn: this.dFF, dOut: this.hidden, layout: "out_in" };
+    return { name, biasName: this.config.mlpBias ? `model.layers.${l}.mlp.down_proj.bias` : null, W: this.params.get(name), dIn: this.dFF, dOut: this.hidden, layout: "out_in", module: `model.layers.${l}.mlp.down_proj` };
   }
 
   blockParamNames(l: number): string[] {

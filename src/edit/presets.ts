@@ -1,0 +1,165 @@
+/**
+ * Hyperparameter presets (spec §6). A preset names a model shape and gives each method's
+ * overrides on top of the method's defaults (which are the gpt2-xl values).
+ *
+ * Reference presets: gpt2-xl (all methods), llama3-8b (AlphaEdit, MEMIT, ROME, FT from the AlphaEdit
+ * repository; DeltaEdit from the DeltaEdit repository). The reference's DeltaEdit Llama3-8B preset
+ * has v_loss_layer = 35 although the model has blocks 0..31 (ODD-10): we use 31, the last block,
+ * as AlphaEdit does. Our own presets (not from the papers): gpt2 / gpt2-medium (edit layers chosen
+ * at the same relative depth as gpt2-xl's 13–17 of 48), the bundled fixtures and the fact world.
+ */
+import { DeltaEditError } from "../errors.js";
+import type { ModelConfig } from "../model/config.js";
+import type { MethodName } from "./methods/method.js";
+
+export interface Preset {
+  name: string;
+  description: string;
+  /** Model shape the preset was written for (checked: numLayers must match). */
+  numLayers: number;
+  /** Hidden width of that shape (presets are matched on both). */
+  hidden: number;
+  methods: Partial<Record<MethodName, Record<string, unknown>>>;
+}
+
+function memitFamily(layers: number[], lossLayer: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { editLayers: layers, targetLayer: Math.max(...layers), lossLayer, ...extra };
+}
+
+const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+
+export const PRESETS: readonly Preset[] = [
+  {
+    name: "gpt2-xl",
+    description: "reference presets for GPT2-XL (48 blocks, d 1600, d_ff 6400): spec §6.1–6.5",
+    numLayers: 48,
+    hidden: 1600,
+    methods: {
+      deltaedit: memitFamily(range(13, 17), 47, { numGradSteps: 20, lr: 0.5, l2: 1, varMultiplier: 3, space: 0.25 }),
+      alphaedit: memitFamily(range(13, 17), 47, { numGradSteps: 20, lr: 0.5, l2: 1 }),
+      memit: memitFamily(range(13, 17), 47, { numGradSteps: 20, lr: 0.5, mom2UpdateWeight: 20000 }),
+      prune: memitFamily(range(13, 17), 47, { numGradSteps: 20, lr: 0.5, mom2UpdateWeight: 20000 }),
+      rect: memitFamily(range(13, 17), 47, { numGradSteps: 20, lr: 0.5, mom2UpdateWeight: 20000 }),
+      rome: { layer: 17, lossLayer: 47, numGradSteps: 20, lr: 0.5, weightDecay: 0.5, clampNormFactor: 4, mom2Adjustment: true },
+      ft: { layers: [0], lr: 5e-4, numSteps: 25, batchSize: 64, normConstraint: 5e-4 },
+    },
+  },
+  {
+    name: "llama3-8b",
+    description: "reference presets for Llama3-8B(-Instruct) (32 blocks, d 4096, d_ff 14336); DeltaEdit loss layer 31 instead of the reference's invalid 35 (ODD-10)",
+    numLayers: 32,
+    hidden: 4096,
+    methods: {
+      deltaedit: memitFamily(range(4, 8), 31, { numGradSteps: 25, lr: 0.1, l2: 10, varMultiplier: 1.5, space: 0.25 }),
+      alphaedit: memitFamily(range(4, 8), 31, { numGradSteps: 25, lr: 0.1, l2: 10 }),
+      memit: memitFamily(range(4, 8), 31, { numGradSteps: 25, lr: 0.1, mom2UpdateWeight: 15000 }),
+      prune: memitFamily(range(4, 8), 31, { numGradSteps: 25, lr: 0.1, mom2UpdateWeight: 15000 }),
+      rect: memitFamily(range(4, 8), 31, { numGradSteps: 25, lr: 0.1, mom2UpdateWeight: 15000 }),
+      rome: { layer: 5, lossLayer: 31, numGradSteps: 25, lr: 0.5, weightDecay: 1e-3, clampNormFactor: 4, mom2Adjustment: false },
+      ft: { layers: [21], lr: 5e-4, numSteps: 25, batchSize: 64, normConstraint: null },
+    },
+  },
+  {
+    name: "gpt2",
+    description: "our preset for GPT-2 small (12 blocks): edit layers 3–4 … at gpt2-xl's relative depth (13–17 of 48 → 3–4 of 12), gpt2-xl optimisation settings",
+    numLayers: 12,
+    hidden: 768,
+    methods: {
+      deltaedit: memitFamily(range(3, 4), 11, { l2: 1 }),
+      alphaedit: memitFamily(range(3, 4), 11, { l2: 1 }),
+      memit: memitFamily(range(3, 4), 11),
+      prune: memitFamily(range(3, 4), 11),
+      rect: memitFamily(range(3, 4), 11),
+      rome: { layer: 4, lossLayer: 11 },
+      ft: { layers: [0] },
+    },
+  },
+  {
+    name: "gpt2-medium",
+    description: "our preset for GPT-2 medium (24 blocks): edit layers 6–8 (gpt2-xl's relative depth)",
+    numLayers: 24,
+    hidden: 1024,
+    methods: {
+      deltaedit: memitFamily(range(6, 8), 23, { l2: 1 }),
+      alphaedit: memitFamily(range(6, 8), 23, { l2: 1 }),
+      memit: memitFamily(range(6, 8), 23),
+      prune: memitFamily(range(6, 8), 23),
+      rect: memitFamily(range(6, 8), 23),
+      rome: { layer: 8, lossLayer: 23 },
+      ft: { layers: [0] },
+    },
+  },
+  {
+    name: "stories260k",
+    description: "the bundled stories260k fixture (5 blocks, d 64, d_ff 172): edit layers 1–3, z-layer 3",
+    numLayers: 5,
+    hidden: 64,
+    methods: {
+      deltaedit: memitFamily([1, 2, 3], 4, { l2: 1 }),
+      alphaedit: memitFamily([1, 2, 3], 4, { l2: 1 }),
+      memit: memitFamily([1, 2, 3], 4, { mom2UpdateWeight: 100 }),
+      prune: memitFamily([1, 2, 3], 4, { mom2UpdateWeight: 100 }),
+      rect: memitFamily([1, 2, 3], 4, { mom2UpdateWeight: 100 }),
+      rome: { layer: 2, lossLayer: 4, mom2Adjustment: true },
+      ft: { layers: [2], normConstraint: 5e-3 },
+    },
+  },
+  {
+    name: "tiny-gpt2-random",
+    description: "the bundled random tiny GPT-2 fixture (2 blocks, d 64): edit layer 0 … 1, z-layer 1",
+    numLayers: 2,
+    hidden: 64,
+    methods: {
+      deltaedit: memitFamily([0, 1], 1, { l2: 1 }),
+      alphaedit: memitFamily([0, 1], 1, { l2: 1 }),
+      memit: memitFamily([0, 1], 1, { mom2UpdateWeight: 100 }),
+      prune: memitFamily([0, 1], 1, { mom2UpdateWeight: 100 }),
+      rect: memitFamily([0, 1], 1, { mom2UpdateWeight: 100 }),
+      rome: { layer: 0, lossLayer: 1, mom2Adjustment: true },
+      ft: { layers: [0], normConstraint: 5e-3 },
+    },
+  },
+];
+
+export function presetByName(name: string): Preset {
+  const p = PRESETS.find((x) => x.name === name);
+  if (!p) throw new DeltaEditError("E_CONFIG", `unknown preset "${name}"`, { hint: `known presets: ${PRESETS.map((x) => x.name).join(", ")}` });
+  return p;
+}
+
+/** The preset for a model: explicit name, else the first whose layer count matches, else a generic rule. */
+export function presetFor(cfg: ModelConfig, name?: string): Preset {
+  if (name) {
+    const p = presetByName(name);
+    if (p.numLayers !== cfg.numLayers) throw new DeltaEditError("E_CONFIG", `preset "${name}" is for ${p.numLayers}-block models, this model has ${cfg.numLayers}`);
+    return p;
+  }
+  const byShape = PRESETS.find((p) => p.numLayers === cfg.numLayers && p.hidden === cfg.hiddenSize);
+  if (byShape) return byShape;
+  return genericPreset(cfg);
+}
+
+/**
+ * Generic rule for other shapes: z-layer at ~35 % depth (gpt2-xl: 17 of 48), the edited layers the
+ * z-layer and up to 4 blocks below it, loss at the last block; gpt2-xl optimisation settings.
+ */
+export function genericPreset(cfg: ModelConfig): Preset {
+  const L = cfg.numLayers;
+  const z = Math.max(0, Math.min(L - 1, Math.round(0.35 * L)));
+  const layers = range(Math.max(0, z - Math.min(4, Math.floor(L / 4))), z);
+  return {
+    name: `generic-${L}`,
+    description: `generic preset for a ${L}-block model: edit layers ${layers.join(",")}, z-layer ${z}, loss layer ${L - 1}`,
+    numLayers: L,
+    hidden: cfg.hiddenSize,
+    methods: {
+      deltaedit: memitFamily(layers, L - 1),
+      alphaedit: memitFamily(layers, L - 1),
+      memit: memitFamily(layers, L - 1, { mom2UpdateWeight: 20000 }),
+      prune: memitFamily(layers, L - 1),
+      rect: memitFamily(layers, L - 1),
+      rome: { layer: z, lossLayer: L - 1 },
+      ft: { layers: [0] },
+    },
+  };
+}

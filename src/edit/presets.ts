@@ -91,12 +91,12 @@ export const PRESETS: readonly Preset[] = [
   },
   {
     name: "stories260k",
-    description: "the bundled stories260k fixture (5 blocks, d 64, d_ff 172): edit layers 1–3, z-layer 3",
+    description: "the bundled stories260k fixture (5 blocks, d 64, d_ff 172): edit layers 1–3, z-layer 3; λ = 0.1: with λ = 1 one AlphaEdit edit (\"Lily went to the\" → store) left p(target) at 0.35, with 0.1 it reached 0.70",
     numLayers: 5,
     hidden: 64,
     methods: {
-      deltaedit: memitFamily([1, 2, 3], 4, { l2: 1 }),
-      alphaedit: memitFamily([1, 2, 3], 4, { l2: 1 }),
+      deltaedit: memitFamily([1, 2, 3], 4, { l2: 0.1 }),
+      alphaedit: memitFamily([1, 2, 3], 4, { l2: 0.1 }),
       memit: memitFamily([1, 2, 3], 4, { mom2UpdateWeight: 100 }),
       prune: memitFamily([1, 2, 3], 4, { mom2UpdateWeight: 100 }),
       rect: memitFamily([1, 2, 3], 4, { mom2UpdateWeight: 100 }),

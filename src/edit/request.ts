@@ -114,3 +114,26 @@ export function readRequestsFile(file: string): ParsedRequests {
 export function spacedTarget(target: string): string {
   return target.startsWith(" ") ? target : " " + target;
 }
+
+/** Minimal tokenizer surface needed here (avoids importing the model layer's type into callers). */
+export interface TargetTokenizer {
+  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
+  decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string;
+  readonly bosTokenId: number | null;
+  tokenToId(t: string): number | undefined;
+}
+
+/**
+ * Token ids of the target as the model should produce them after the prompt (spec §3.2): the
+ * space-prefixed target tokenised with default special tokens, minus a leading BOS/UNK. One
+ * addition for sentencepiece-style (Metaspace) tokenizers: " store" tokenises to a lone "▁" piece
+ * followed by "▁st…", a piece that never occurs after a prompt ("the store" → "▁the ▁st…"); a
+ * leading piece that decodes to whitespace only is dropped when more tokens follow. Byte-level BPE
+ * tokenizers (GPT-2, Llama 3) never produce such a piece, so this changes nothing for them.
+ */
+export function targetTokenIds(tok: TargetTokenizer, target: string): number[] {
+  let ids = tok.encode(spacedTarget(target));
+  if (ids.length > 0 && (ids[0] === tok.bosTokenId || ids[0] === tok.tokenToId("<unk>"))) ids = ids.slice(1);
+  if (ids.length > 1 && tok.decode([ids[0]!]).trim() === "" && tok.decode(ids).trim() === tok.decode(ids.slice(1)).trim()) ids = ids.slice(1);
+  return ids;
+}

@@ -3,7 +3,7 @@
  *
  * Find δ (C) such that injecting it at the subject's last token of every prompt, at the output of
  * block `layer`, makes the model predict the new target; z = t0 + δ.
- *   rows 0..R−1: fill(template_i, prompt) + decode(target[0..T−2]) with the subject filled in;
+ *   rows 0..R−1: fill(template_i, prompt) with the subject filled in, then target[0..T−2] (as ids);
  *   row R: "{} is a" (the KL prompt).
  *   J = NLL + KL + WD:
  *     NLL = mean over rewriting rows of the row's mean −log p(o_j) at positions len_i − T + j;
@@ -23,7 +23,7 @@ import { makeBatch, type Position } from "../model/batch.js";
 import { backward, forward } from "../model/forward.js";
 import { klLoss, logSoftmax, nllLoss } from "../model/loss.js";
 import type { LanguageModel } from "../model/model.js";
-import { spacedTarget, type EditRequest } from "./request.js";
+import { targetTokenIds, type EditRequest } from "./request.js";
 import { fillTemplate, locateSubject } from "./subject.js";
 
 export interface TargetParams {
@@ -80,20 +80,20 @@ interface Prepared {
 function prepare(model: LanguageModel, req: EditRequest, templates: readonly string[]): Prepared {
   const tok = model.tokenizer;
   if (!tok) throw new DeltaEditError("E_TOKENIZER", "target optimisation needs the model's tokenizer");
-  let target = tok.encode(spacedTarget(req.targetNew));
-  if (target.length > 0 && (target[0] === tok.bosTokenId || target[0] === tok.tokenToId("<unk>"))) target = target.slice(1);
+  const target = targetTokenIds(tok, req.targetNew);
   if (target.length === 0) throw new DeltaEditError("E_REQUEST", `request ${req.caseId}: field "target_new" tokenizes to no tokens`, { context: { field: "target_new" } });
   const T = target.length;
-  const prefixText = T > 1 ? tok.decode(target.slice(0, T - 1)) : "";
   const warnings: string[] = [];
   const ids: number[][] = [];
   const lookup: Position[] = [];
-  const strings = templates.map((c) => fillTemplate(c, req.prompt) + prefixText);
+  // rewriting rows: fill(template, prompt) with the subject, then the T−1 leading target tokens appended as
+  // ids (equal to the reference's decode-and-retokenise route whenever its assumption holds, §3.7)
+  const strings = templates.map((c) => fillTemplate(c, req.prompt));
   strings.push("{} is a");
   strings.forEach((s, row) => {
     const loc = locateSubject(tok, s, req.subject, `request ${req.caseId}`);
     if (loc.warning) warnings.push(loc.warning);
-    ids.push(loc.ids);
+    ids.push(row < templates.length ? [...loc.ids, ...target.slice(0, T - 1)] : loc.ids);
     lookup.push({ row, pos: loc.subjectLast });
   });
   const R = templates.length;

@@ -5,7 +5,8 @@
 import { DeltaEditError } from "../../errors.js";
 import { editDistance } from "../../model/params.js";
 
-export function resolveParams<P extends object>(method: string, defaults: P, overrides: Record<string, unknown>): P {
+/** `nullable`: numeric keys that also accept null (e.g. an optional constraint that null switches off). */
+export function resolveParams<P extends object>(method: string, defaults: P, overrides: Record<string, unknown>, nullable: readonly string[] = []): P {
   const out = { ...defaults } as Record<string, unknown>;
   for (const [k, v] of Object.entries(overrides)) {
     if (!(k in out)) {
@@ -14,7 +15,7 @@ export function resolveParams<P extends object>(method: string, defaults: P, ove
       throw new DeltaEditError("E_CONFIG", `${method}: unknown hyperparameter "${k}"`, { hint: best && best[1] <= 4 ? `did you mean "${best[0]}"? known: ${known.join(", ")}` : `known: ${known.join(", ")}` });
     }
     const d = out[k];
-    out[k] = coerce(method, k, d, v);
+    out[k] = (v === null || v === "null" || v === "none") && nullable.includes(k) ? null : coerce(method, k, d, v);
   }
   return out as P;
 }

@@ -226,8 +226,9 @@ export class EditSession {
         bySeq.set(r.seq, r);
         if (!r.factors || !r.outcome) continue;
         const updates = loadFactors(path.join(this.dir, r.factors), r.updates);
-        for (const u of updates) applyLayerUpdate(this.model, u);
+        // the method replays its state first (PRUNE snapshots W0 from the weights before batch 1), then the weights
         this.method.replay(this.ctx, { ...r.outcome, updates });
+        for (const u of updates) applyLayerUpdate(this.model, u);
         n++;
       } else if (r.kind === "undo") {
         const b = bySeq.get(r.seq);

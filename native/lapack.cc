@@ -15,13 +15,49 @@
 namespace deltaedit {
 namespace {
 
-lapack_int Syevd(int n, float* a, float* w) { return LAPACKE_ssyevd(LAPACK_ROW_MAJOR, 'V', 'L', n, a, n, w); }
-lapack_int Syevd(int n, double* a, double* w) { return LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'L', n, a, n, w); }
+// Workspace sizes: LAPACK reports a workspace query in the matrix's own precision, and a float32
+// query above 2^24 rounds DOWN (e.g. ssyevd at n = 3072 needs 1 + 6n + 2n² = 18 893 953), which makes
+// the call fail with an "illegal value". Every query result is therefore rounded up with a margin.
+template <typename T>
+lapack_int WorkSize(T q) {
+  return static_cast<lapack_int>(static_cast<double>(q) * (1.0 + 1e-6)) + 8;
+}
+
+lapack_int Syevd(int n, float* a, float* w) {
+  float q = 0;
+  lapack_int iq = 0;
+  lapack_int info = LAPACKE_ssyevd_work(LAPACK_ROW_MAJOR, 'V', 'L', n, a, n, w, &q, -1, &iq, -1);
+  if (info != 0) return info;
+  std::vector<float> work(static_cast<size_t>(std::max<lapack_int>(WorkSize(q), 1 + 6 * n + 2 * n * n)));
+  std::vector<lapack_int> iwork(static_cast<size_t>(std::max<lapack_int>(iq, 3 + 5 * n)));
+  return LAPACKE_ssyevd_work(LAPACK_ROW_MAJOR, 'V', 'L', n, a, n, w, work.data(), static_cast<lapack_int>(work.size()), iwork.data(), static_cast<lapack_int>(iwork.size()));
+}
+lapack_int Syevd(int n, double* a, double* w) {
+  double q = 0;
+  lapack_int iq = 0;
+  lapack_int info = LAPACKE_dsyevd_work(LAPACK_ROW_MAJOR, 'V', 'L', n, a, n, w, &q, -1, &iq, -1);
+  if (info != 0) return info;
+  std::vector<double> work(static_cast<size_t>(std::max<lapack_int>(WorkSize(q), 1 + 6 * n + 2 * n * n)));
+  std::vector<lapack_int> iwork(static_cast<size_t>(std::max<lapack_int>(iq, 3 + 5 * n)));
+  return LAPACKE_dsyevd_work(LAPACK_ROW_MAJOR, 'V', 'L', n, a, n, w, work.data(), static_cast<lapack_int>(work.size()), iwork.data(), static_cast<lapack_int>(iwork.size()));
+}
 lapack_int Gesdd(int m, int n, float* a, float* s, float* u, float* vt) {
-  return LAPACKE_sgesdd(LAPACK_ROW_MAJOR, 'S', m, n, a, n, s, u, std::min(m, n), vt, n);
+  const int k = std::min(m, n);
+  float q = 0;
+  std::vector<lapack_int> iwork(static_cast<size_t>(8 * k));
+  lapack_int info = LAPACKE_sgesdd_work(LAPACK_ROW_MAJOR, 'S', m, n, a, n, s, u, k, vt, n, &q, -1, iwork.data());
+  if (info != 0) return info;
+  std::vector<float> work(static_cast<size_t>(WorkSize(q)));
+  return LAPACKE_sgesdd_work(LAPACK_ROW_MAJOR, 'S', m, n, a, n, s, u, k, vt, n, work.data(), static_cast<lapack_int>(work.size()), iwork.data());
 }
 lapack_int Gesdd(int m, int n, double* a, double* s, double* u, double* vt) {
-  return LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', m, n, a, n, s, u, std::min(m, n), vt, n);
+  const int k = std::min(m, n);
+  double q = 0;
+  std::vector<lapack_int> iwork(static_cast<size_t>(8 * k));
+  lapack_int info = LAPACKE_dgesdd_work(LAPACK_ROW_MAJOR, 'S', m, n, a, n, s, u, k, vt, n, &q, -1, iwork.data());
+  if (info != 0) return info;
+  std::vector<double> work(static_cast<size_t>(WorkSize(q)));
+  return LAPACKE_dgesdd_work(LAPACK_ROW_MAJOR, 'S', m, n, a, n, s, u, k, vt, n, work.data(), static_cast<lapack_int>(work.size()), iwork.data());
 }
 lapack_int Gesvd(int m, int n, float* a, float* s, float* u, float* vt, float* superb) {
   return LAPACKE_sgesvd(LAPACK_ROW_MAJOR, 'S', 'S', m, n, a, n, s, u, std::min(m, n), vt, n, superb);

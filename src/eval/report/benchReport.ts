@@ -1,0 +1,165 @@
+/**
+ * BenchReport: the one input of every report writer (terminal table, results.json, HTML). The
+ * bench orchestrator produces it: one entry per method, one checkpoint per evaluation point
+ * (number of edits done), each holding run-level metric aggregates (evaluation spec §3.4: mean and
+ * population std over cases, already ×100 where the summariser scales), the superimposed-noise
+ * summaries (§6.3, labelled variants) and DeltaEdit's projection trigger rate.
+ *
+ * Example (abridged):
+ *   { title: "Sequential editing, GPT2-XL, MCF 3,000 × 1",
+ *     codeVersion: "0.1.0+7bc0c54", created: "2025-06-01T12:00:00Z",
+ *     model: { name: "gpt2-xl", hash: "sha256:…" },
+ *     dataset: { name: "mcf", records: 3000, selection: "first N in file order" },
+ *     protocol: { name: "deltaedit", batchSize: 1, totalEdits: 3000, checkpoints: [200, 500, …, 3000] },
+ *     modes: { neighborhood: "deltaedit", success: "larger", noise: "final, key=solver, request-level" },
+ *     seeds: { templates: 1, fluency: 2 },
+ *     methods: [{ name: "deltaedit", label: "DeltaEdit", checkpoints: [
+ *       { edits: 200, metrics: { post_rewrite_success: { mean: 99.5, std: 7.05 } }, noise: [ … ], triggerRate: 0.04 } ] }] }
+ */
+import { DeltaEditError } from "../../errors.js";
+import type { NoiseSummary } from "../noise.js";
+
+/** Run-level aggregate of one metric: mean and population std over the cases scored (§3.4). */
+export interface MetricStat {
+  mean: number;
+  std: number;
+  /** Number of cases aggregated (optional). */
+  count?: number;
+}
+
+/** Display information of a metric key; unknown keys get their key as label. */
+export interface MetricInfo {
+  key: string; // summariser key, e.g. "post_rewrite_success"
+  label: string; // short column name, e.g. "Eff."
+  title: string; // plot title, e.g. "Efficacy"
+  higherIsBetter: boolean;
+}
+
+export interface BenchCheckpoint {
+  edits: number; // requests edited so far (all of them are evaluated)
+  metrics: Record<string, MetricStat>;
+  /** Superimposed-noise summaries at this checkpoint; the FIRST is the headline (noise_E at L*). */
+  noise?: NoiseSummary[];
+  /** DeltaEdit: cumulative fraction in [0, 1] of the requests so far whose projection was triggered. */
+  triggerRate?: number;
+  /** Model-level deviation D_i(n) = ‖h_{L*} − z*_i‖ aggregated over the edited requests (§6.6). */
+  deviation?: { mean: number; median: number; meanRelative: number };
+  /** Wall-clock seconds of editing so far. */
+  seconds?: number;
+}
+
+export interface BenchMethod {
+  name: string; // registry name: "deltaedit", "alphaedit", "memit", "rome", "ft", "prune", "rect", or a custom one
+  label?: string; // display name, default from the name ("DeltaEdit")
+  preset?: string;
+  params?: Record<string, unknown>;
+  checkpoints: BenchCheckpoint[]; // ascending in `edits`
+}
+
+/** One editing run (a method with a seed) behind the aggregates. */
+export interface BenchRun {
+  method: string;
+  seed: number;
+  sessionDir?: string;
+  seconds?: number;
+  status?: "done" | "failed" | "interrupted";
+  error?: string;
+}
+
+export interface BenchReport {
+  title: string;
+  codeVersion: string;
+  created?: string; // ISO 8601
+  model: { name: string; hash: string; editedLayers?: number[] };
+  dataset?: { name: string; records: number; selection?: string };
+  protocol: { name: string; batchSize: number; totalEdits: number; checkpoints: number[]; description?: string };
+  /** Every switch that changes a number: neighborhood reference, success style, noise variant, projector mode … */
+  modes: Record<string, string>;
+  seeds: Record<string, number>;
+  /** Metric order and labels; default: the known keys present, in catalog order, then the rest sorted. */
+  metrics?: MetricInfo[];
+  methods: BenchMethod[];
+  runs?: BenchRun[];
+  notes?: string[];
+}
+
+/** The summariser keys of evaluation §3.4 and ZsRE, in the papers' column order. */
+export const METRIC_CATALOG: readonly MetricInfo[] = [
+  { key: "post_rewrite_success", label: "Eff.", title: "Efficacy", higherIsBetter: true },
+  { key: "post_paraphrase_success", label: "Gen.", title: "Generalization", higherIsBetter: true },
+  { key: "post_neighborhood_success", label: "Spe.", title: "Specificity", higherIsBetter: true },
+  { key: "post_ngram_entropy", label: "Flu.", title: "Fluency", higherIsBetter: true },
+  { key: "post_reference_score", label: "Consis.", title: "Consistency", higherIsBetter: true },
+  { key: "post_score", label: "Score", title: "Score (harmonic mean)", higherIsBetter: true },
+  { key: "post_rewrite_acc", label: "Eff.top", title: "Efficacy (top)", higherIsBetter: true },
+  { key: "post_paraphrase_acc", label: "Gen.top", title: "Generalization (top)", higherIsBetter: true },
+  { key: "post_neighborhood_acc", label: "Spe.top", title: "Specificity (top)", higherIsBetter: true },
+  { key: "post_rewrite_diff", label: "EM", title: "Efficacy magnitude", higherIsBetter: true },
+  { key: "post_paraphrase_diff", label: "PM", title: "Paraphrase magnitude", higherIsBetter: true },
+  { key: "post_neighborhood_diff", label: "NM", title: "Neighborhood magnitude", higherIsBetter: true },
+];
+
+const METHOD_LABELS: Record<string, string> = {
+  deltaedit: "DeltaEdit", alphaedit: "AlphaEdit", memit: "MEMIT", rome: "ROME", ft: "FT", prune: "PRUNE", rect: "RECT",
+};
+
+export function methodLabel(m: BenchMethod): string {
+  return m.label ?? METHOD_LABELS[m.name] ?? m.name;
+}
+
+/** The metrics to show, in order: `report.metrics` when given, else catalog order then the rest sorted. */
+export function reportMetrics(report: BenchReport): MetricInfo[] {
+  if (report.metrics !== undefined) return report.metrics;
+  const present = new Set(report.methods.flatMap((m) => m.checkpoints.flatMap((c) => Object.keys(c.metrics))));
+  const known = METRIC_CATALOG.filter((i) => present.has(i.key));
+  const rest = [...present].filter((k) => !METRIC_CATALOG.some((i) => i.key === k)).sort();
+  return [...known, ...rest.map((key) => ({ key, label: key.replace(/^post_/, ""), title: key, higherIsBetter: true }))];
+}
+
+/** All checkpoint edit counts over all methods, ascending. */
+export function allCheckpoints(report: BenchReport): number[] {
+  return [...new Set(report.methods.flatMap((m) => m.checkpoints.map((c) => c.edits)))].sort((a, b) => a - b);
+}
+
+/** Throws E_ARG naming the first malformed field (e.g. `methods[1].checkpoints[2].edits`). */
+export function validateBenchReport(r: unknown): asserts r is BenchReport {
+  const fail = (field: string, msg: string): never => {
+    throw new DeltaEditError("E_ARG", `BenchReport: ${field} ${msg}`, { context: { field } });
+  };
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!isObj(r)) return fail("(root)", "must be an object");
+  for (const k of ["title", "codeVersion"]) if (typeof r[k] !== "string") fail(k, `must be a string, got ${typeof r[k]}`);
+  if (!isObj(r["model"]) || typeof r["model"]["name"] !== "string" || typeof r["model"]["hash"] !== "string") fail("model", "must be { name: string, hash: string }");
+  const p = r["protocol"];
+  if (!isObj(p)) return fail("protocol", "must be an object");
+  if (typeof p["name"] !== "string") fail("protocol.name", "must be a string");
+  for (const k of ["batchSize", "totalEdits"]) if (!Number.isInteger(p[k])) fail(`protocol.${k}`, `must be an integer, got ${String(p[k])}`);
+  if (!Array.isArray(p["checkpoints"])) fail("protocol.checkpoints", "must be an array of edit counts");
+  if (!isObj(r["modes"])) fail("modes", "must be an object of strings");
+  if (!isObj(r["seeds"])) fail("seeds", "must be an object of numbers");
+  const methods = r["methods"];
+  if (!Array.isArray(methods)) return fail("methods", "must be an array");
+  methods.forEach((m: unknown, i) => {
+    const at = `methods[${i}]`;
+    if (!isObj(m)) return fail(at, "must be an object");
+    if (typeof m["name"] !== "string") fail(`${at}.name`, "must be a string");
+    const cps = m["checkpoints"];
+    if (!Array.isArray(cps)) return fail(`${at}.checkpoints`, "must be an array");
+    let last = -1;
+    cps.forEach((c: unknown, j) => {
+      const cat = `${at}.checkpoints[${j}]`;
+      if (!isObj(c)) return fail(cat, "must be an object");
+      const e = c["edits"];
+      if (typeof e !== "number" || !Number.isInteger(e) || e < 0) fail(`${cat}.edits`, `must be a non-negative integer, got ${String(e)}`);
+      if ((e as number) <= last) fail(`${cat}.edits`, `must be ascending (got ${String(e)} after ${last})`);
+      last = e as number;
+      if (!isObj(c["metrics"])) return fail(`${cat}.metrics`, "must be an object of { mean, std }");
+      for (const [k, s] of Object.entries(c["metrics"])) {
+        if (!isObj(s) || typeof s["mean"] !== "number" || typeof s["std"] !== "number") fail(`${cat}.metrics.${k}`, "must be { mean: number, std: number }");
+      }
+      const tr = c["triggerRate"];
+      if (tr !== undefined && (typeof tr !== "number" || tr < 0 || tr > 1)) fail(`${cat}.triggerRate`, `must be a fraction in [0, 1], got ${String(tr)}`);
+      if (c["noise"] !== undefined && !Array.isArray(c["noise"])) fail(`${cat}.noise`, "must be an array of NoiseSummary (first = headline)");
+    });
+  });
+}

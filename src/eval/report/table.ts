@@ -1,0 +1,124 @@
+/**
+ * The summary table: one row per method, one column per metric at one checkpoint (default: the
+ * last one), cells "mean ± std", plus noise_E (headline noise summary) and DeltaEdit's trigger rate.
+ * `summaryTable` builds the cells (shared by the terminal and the HTML report); `renderSummaryTable`
+ * lays them out for a terminal, aligned on the "±", under a title naming protocol and modes.
+ */
+import { methodLabel, reportMetrics, type BenchCheckpoint, type BenchReport } from "./benchReport.js";
+
+export interface SummaryCell {
+  text: string; // "98.90 ± 10.43", "-" when absent
+  mean: number | null; // for ranking
+  best: boolean; // the best mean of its column
+}
+
+export interface SummaryTable {
+  title: string;
+  subtitle: string;
+  header: string[]; // "Method", metric labels…, "noise_E", "Trigger"
+  columnKeys: string[]; // same length as header, "method" first
+  rows: { method: string; label: string; edits: number | null; cells: SummaryCell[] }[];
+}
+
+/** "12.35 ± 1.20" with `digits` decimals; "-" for a missing or non-finite mean. */
+export function formatMeanStd(mean: number | null | undefined, std?: number | null, digits = 2): string {
+  if (mean === null || mean === undefined || !Number.isFinite(mean)) return "-";
+  const m = mean.toFixed(digits);
+  return std === null || std === undefined || !Number.isFinite(std) ? m : `${m} ± ${std.toFixed(digits)}`;
+}
+
+/** Significant-figure formatting for noise magnitudes that span decades ("0.0123", "1.23e+4"). */
+export function formatNumber(x: number | null | undefined, sig = 3): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return "-";
+  if (x === 0) return "0";
+  const a = Math.abs(x);
+  return a >= 1e5 || a < 1e-3 ? x.toExponential(sig - 1) : Number(x.toPrecision(sig)).toString();
+}
+
+/** "protocol deltaedit, batch 1, 3000 edits · model gpt2-xl · neighborhood=deltaedit, success=larger". */
+export function reportSubtitle(r: BenchReport): string {
+  const modes = Object.entries(r.modes).map(([k, v]) => `${k}=${v}`).join(", ");
+  return `protocol ${r.protocol.name}, batch ${r.protocol.batchSize}, ${r.protocol.totalEdits} edits · model ${r.model.name} · ${modes || "no modes"}`;
+}
+
+function checkpointAt(cps: readonly BenchCheckpoint[], edits: number | "last"): BenchCheckpoint | undefined {
+  return edits === "last" ? cps[cps.length - 1] : cps.find((c) => c.edits === edits);
+}
+
+export function summaryTable(report: BenchReport, opts: { edits?: number | "last"; metrics?: string[] } = {}): SummaryTable {
+  const edits = opts.edits ?? "last";
+  const infos = reportMetrics(report).filter((m) => opts.metrics === undefined || opts.metrics.includes(m.key));
+  const anyNoise = report.methods.some((m) => m.checkpoints.some((c) => (c.noise?.length ?? 0) > 0));
+  const anyTrigger = report.methods.some((m) => m.checkpoints.some((c) => c.triggerRate !== undefined));
+  const header = ["Method", ...infos.map((i) => i.label), ...(anyNoise ? ["noise_E"] : []), ...(anyTrigger ? ["Trigger %"] : [])];
+  const columnKeys = ["method", ...infos.map((i) => i.key), ...(anyNoise ? ["noise_E"] : []), ...(anyTrigger ? ["triggerRate"] : [])];
+  const rows = report.methods.map((m) => {
+    const cp = checkpointAt(m.checkpoints, edits);
+    const cells: SummaryCell[] = infos.map((i) => {
+      const s = cp?.metrics[i.key];
+      return { text: formatMeanStd(s?.mean, s?.std), mean: s !== undefined && Number.isFinite(s.mean) ? s.mean : null, best: false };
+    });
+    if (anyNoise) {
+      const n = cp?.noise?.[0];
+      cells.push({ text: formatNumber(n?.noiseE), mean: n?.noiseE ?? null, best: false });
+    }
+    if (anyTrigger) {
+      const t = cp?.triggerRate;
+      cells.push({ text: t === undefined ? "-" : (100 * t).toFixed(1), mean: null, best: false });
+    }
+    return { method: m.name, label: methodLabel(m), edits: cp?.edits ?? null, cells };
+  });
+  // mark the best mean of each metric column (ties: all of them), and the lowest noise_E
+  const directions = [...infos.map((i) => (i.higherIsBetter ? 1 : -1)), ...(anyNoise ? [-1] : [])];
+  directions.forEach((dir, c) => {
+    const vals = rows.map((r) => r.cells[c]!.mean).filter((v): v is number => v !== null);
+    if (vals.length < 2) return;
+    const best = dir > 0 ? Math.max(...vals) : Math.min(...vals);
+    if (vals.every((v) => v === best)) return; // nothing to single out
+    for (const r of rows) if (r.cells[c]!.mean === best) r.cells[c]!.best = true;
+  });
+  const shown = rows.map((r) => r.edits).filter((e): e is number => e !== null);
+  const at = edits === "last" ? (shown.length > 0 && shown.every((e) => e === shown[0]) ? `after ${shown[0]} edits` : "at each method's last checkpoint") : `after ${edits} edits`;
+  const title = `${report.title} — ${at}`;
+  return { title, subtitle: reportSubtitle(report), header, columnKeys, rows };
+}
+
+/** Pad a "mean ± std" cell so that the "±" of a column line up. */
+function alignPm(cells: readonly string[]): string[] {
+  const parts = cells.map((c) => c.split(" ± "));
+  const wl = Math.max(...parts.map((p) => p[0]!.length));
+  const wr = Math.max(0, ...parts.map((p) => (p[1] ?? "").length));
+  return parts.map((p) => (p.length === 2 ? `${p[0]!.padStart(wl)} ± ${p[1]!.padEnd(wr)}` : wr > 0 ? `${p[0]!.padStart(wl)}${" ".repeat(wr + 3)}` : p[0]!.padStart(wl)));
+}
+
+/** Plain-text table: title, subtitle, header, rule, one line per method (best cells marked with "*"). */
+export function renderSummaryTable(report: BenchReport, opts: { edits?: number | "last"; metrics?: string[] } = {}): string {
+  const t = summaryTable(report, opts);
+  const ncol = t.header.length;
+  const columns: string[][] = [];
+  for (let c = 0; c < ncol; c++) {
+    const body = c === 0 ? t.rows.map((r) => r.label) : alignPm(t.rows.map((r) => r.cells[c - 1]!.text + (r.cells[c - 1]!.best ? "*" : " ")));
+    columns.push([t.header[c]!, ...body]);
+  }
+  const widths = columns.map((col) => Math.max(...col.map((s) => s.length)));
+  const line = (row: number): string => columns.map((col, c) => (c === 0 ? col[row]!.padEnd(widths[c]!) : col[row]!.padStart(widths[c]!))).join("  ").trimEnd();
+  const rule = widths.map((w) => "─".repeat(w)).join("  ");
+  const out = [t.title, t.subtitle, "", line(0), rule];
+  for (let r = 1; r <= t.rows.length; r++) out.push(line(r));
+  out.push("", "cells: mean ± population std over cases (×100 where the summariser scales); * best in column");
+  const labels = noiseLabels(report);
+  const distinct = new Set(labels.map((l) => l.label));
+  if (distinct.size === 1) out.push(`noise_E: ${labels[0]!.label}`);
+  else for (const l of labels) out.push(`noise_E ${l.method}: ${l.label}`);
+  return out.join("\n");
+}
+
+/** The headline noise label of each method that has one. */
+export function noiseLabels(r: BenchReport): { method: string; label: string }[] {
+  const out: { method: string; label: string }[] = [];
+  for (const m of r.methods) {
+    const label = m.checkpoints.map((c) => c.noise?.[0]?.label).find((x) => x !== undefined);
+    if (label !== undefined) out.push({ method: methodLabel(m), label });
+  }
+  return out;
+}

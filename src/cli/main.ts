@@ -15,6 +15,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandSpe
   edit: { summary: "apply a stream of edits sequentially in a durable, resumable session", load: async () => (await import("./commands/edit.js")).command },
   undo: { summary: "subtract one recorded edit from a session", load: async () => (await import("./commands/undo.js")).command },
   export: { summary: "export a session's edited model (HF checkpoint or PEFT LoRA adapter)", load: async () => (await import("./commands/export.js")).command },
+  demo: { summary: "compare MEMIT, AlphaEdit and DeltaEdit on the bundled fact world (no arguments needed)", load: async () => (await import("./commands/demo.js")).command },
+  bench: { summary: "run methods on one edit stream and score them (table, results.json, HTML report)", load: async () => (await import("./commands/bench.js")).command },
 };
 
 export { packageVersion };

@@ -1,0 +1,179 @@
+import fs from "node:fs";
+import path from "node:path";
+import { DeltaEditError } from "../../errors.js";
+import { METHOD_NAMES, type MethodName } from "../../edit/methods/method.js";
+import { runBench, type Protocol } from "../../eval/bench.js";
+import { datasetFileName, ensureDataset } from "../../eval/datasets/download.js";
+import { loadDataset } from "../../eval/datasets/load.js";
+import type { DatasetKind } from "../../eval/datasets/record.js";
+import type { NeighborhoodMode } from "../../eval/metrics/counterfact.js";
+import type { Fact } from "../../eval/metrics/general.js";
+import { renderSummaryTable } from "../../eval/report/table.js";
+import { resolveModelDir } from "../../model/hub.js";
+import { loadTokenizer } from "../../model/tokenizer.js";
+import * as ops from "../../kernels/ops.js";
+import { bool, intList, num, str, type CliIO, type CommandSpec, type ParsedArgs } from "../args.js";
+import { ProgressLine, formatDuration } from "../progress.js";
+import { packageVersion } from "../version.js";
+import { prepareSecondMoments } from "./_stats.js";
+
+export interface BenchInvocation {
+  model: string;
+  dataset: string;
+  kind?: DatasetKind;
+  methods: MethodName[];
+  edits: number;
+  batch: number;
+  protocol: Protocol;
+  checkpoints?: number[];
+  out: string;
+  seed: number;
+  neighborhood: NeighborhoodMode;
+  preset?: string;
+  sets: Partial<Record<MethodName, Record<string, unknown>>>;
+  statsCorpus?: string;
+  heldOut?: string;
+  controlFacts?: string;
+  json: boolean;
+  title?: string;
+}
+
+function inferKind(file: string): DatasetKind {
+  const b = path.basename(file).toLowerCase();
+  if (b.includes("zsre")) return "zsre";
+  if (b === "counterfact.json") return "cf";
+  return "mcf";
+}
+
+/** Run a bench from a parsed invocation (shared by `bench` and `demo`). */
+export async function invokeBench(inv: BenchInvocation, io: CliIO): Promise<number> {
+  const log = (m: string): void => io.err(m + "\n");
+  const modelDir = await resolveModelDir(inv.model, { log });
+  let file = inv.dataset;
+  if (!fs.existsSync(file)) {
+    const known: Record<string, DatasetKind> = { mcf: "mcf", multi_counterfact: "mcf", cf: "cf", counterfact: "cf", zsre: "zsre" };
+    const k = known[inv.dataset];
+    if (!k) throw new DeltaEditError("E_NOT_FOUND", `bench: dataset file ${inv.dataset} does not exist`, { hint: "give a path, or one of: mcf, counterfact, zsre (downloaded into the cache)" });
+    inv.kind ??= k;
+    file = await ensureDataset(datasetFileName(k), { log });
+  }
+  const kind = inv.kind ?? inferKind(file);
+  const tok = loadTokenizer(modelDir);
+  const ds = loadDataset(kind, file, { tokenizer: tok, size: inv.edits });
+  for (const r of ds.rejected) log(`rejected: ${r.message}`);
+  const heldOut = inv.heldOut ? fs.readFileSync(inv.heldOut, "utf8").split("\n").filter((l) => l.trim().length > 0) : undefined;
+  const facts = inv.controlFacts ? fs.readFileSync(inv.controlFacts, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as Fact) : undefined;
+  const progress = new ProgressLine(io, "bench");
+  const t0 = performance.now();
+  const report = await runBench({
+    modelSource: inv.model,
+    records: ds.records,
+    datasetName: path.basename(file),
+    methods: inv.methods,
+    edits: Math.min(inv.edits, ds.records.length),
+    batchSize: inv.batch,
+    protocol: inv.protocol,
+    ...(inv.checkpoints ? { checkpoints: inv.checkpoints } : {}),
+    outDir: inv.out,
+    seed: inv.seed,
+    neighborhoodMode: kind === "zsre" ? "standard" : inv.neighborhood,
+    ...(inv.preset ? { preset: inv.preset } : {}),
+    overrides: inv.sets,
+    secondMoments: (m, layers) => prepareSecondMoments(m, layers, inv.statsCorpus ? { corpus: inv.statsCorpus } : {}, log),
+    ...(heldOut ? { heldOutText: heldOut } : {}),
+    ...(facts ? { controlFacts: facts } : {}),
+    codeVersion: packageVersion(),
+    log: (m) => {
+      progress.done();
+      log(m);
+    },
+    onProgress: (p) => {
+      const el = (performance.now() - t0) / 1000;
+      const k = inv.methods.indexOf(p.method as MethodName);
+      const frac = (k + p.done / p.total) / inv.methods.length;
+      progress.update(Math.round(frac * 1000), 1000, `${p.method} ${p.phase === "edit" ? `edit ${p.done}/${p.total}` : p.detail} · elapsed ${formatDuration(el)} · ETA ${formatDuration(frac > 0 ? (el * (1 - frac)) / frac : NaN)}`);
+    },
+  });
+  progress.done();
+  if (inv.json) io.out(fs.readFileSync(path.join(inv.out, "results.json"), "utf8"));
+  else {
+    io.out(renderSummaryTable(report) + "\n\n");
+    io.out(`results: ${path.resolve(inv.out, "results.json")}\nreport:  ${path.resolve(inv.out, "report.html")}  (open it in a browser)\n`);
+  }
+  return 0;
+}
+
+function parseMethodSets(a: ParsedArgs): Partial<Record<MethodName, Record<string, unknown>>> {
+  const out: Partial<Record<MethodName, Record<string, unknown>>> = {};
+  const sets = a["set"];
+  for (const s of Array.isArray(sets) ? sets : []) {
+    const m = /^([a-z]+)\.([A-Za-z0-9_]+)=(.*)$/.exec(s);
+    if (!m || !METHOD_NAMES.includes(m[1] as MethodName)) throw new DeltaEditError("E_USAGE", `--set expects method.key=value (e.g. deltaedit.varMultiplier=3), got "${s}"`);
+    ((out[m[1] as MethodName] ??= {})[m[2]!] = m[3]);
+  }
+  return out;
+}
+
+export const command: CommandSpec = {
+  name: "bench",
+  summary: "run editing methods on the same edit stream and score them (tables, results.json, HTML report)",
+  usage: "deltaedit bench --model DIR --dataset FILE --methods memit,alphaedit,deltaedit --edits N [--batch B] [--protocol checkpoints|end|immediate] [--out DIR]",
+  options: {
+    model: { type: "string", description: "model directory or Hub repo id", required: true, valueName: "DIR|REPO" },
+    dataset: { type: "string", description: "CounterFact / MultiCounterFact / ZsRE file (official formats) or JSONL; or mcf|counterfact|zsre to download", required: true, valueName: "FILE" },
+    "dataset-kind": { type: "string", description: "cf, mcf or zsre (default: from the file name)", valueName: "KIND" },
+    methods: { type: "string", description: `comma-separated: ${METHOD_NAMES.join(", ")}`, default: "memit,alphaedit,deltaedit", valueName: "LIST" },
+    edits: { type: "number", description: "number of requests in the stream (first N records, file order)", required: true, valueName: "N" },
+    batch: { type: "number", description: "requests per batch", default: 1, valueName: "B" },
+    protocol: { type: "string", description: "checkpoints (DeltaEdit: 200, every 500, end), end (AlphaEdit), immediate (EasyEdit)", default: "checkpoints", valueName: "NAME" },
+    checkpoints: { type: "string", description: "explicit checkpoint counts, e.g. 50,100,200", valueName: "LIST" },
+    out: { type: "string", description: "output directory (sessions, per-case records, results.json, report.html); rerun to resume", default: "runs/bench", valueName: "DIR" },
+    neighborhood: { type: "string", description: "neighborhood reference: standard (target_true) or deltaedit (unedited model's greedy tokens)", default: "standard", valueName: "MODE" },
+    preset: { type: "string", description: "hyperparameter preset (default: matched to the model)", valueName: "NAME" },
+    set: { type: "list", description: "per-method override, e.g. --set deltaedit.varMultiplier=3 (repeatable)", valueName: "M.KEY=VALUE" },
+    "stats-corpus": { type: "string", description: "corpus for covariance statistics when none are shipped with the model", valueName: "FILE|DIR" },
+    heldout: { type: "string", description: "held-out text (one document per line) for the perplexity check", valueName: "FILE" },
+    "control-facts": { type: "string", description: "JSONL {prompt, subject, target} facts never edited (accuracy check)", valueName: "FILE" },
+    seed: { type: "number", description: "seed of every session", default: 0, valueName: "S" },
+    threads: { type: "number", description: "compute threads", valueName: "N" },
+    json: { type: "boolean", description: "print results.json on stdout" },
+  },
+  async run(args, io) {
+    const methods = str(args, "methods")!.split(",").map((s) => s.trim()).filter(Boolean);
+    for (const m of methods) if (!METHOD_NAMES.includes(m as MethodName)) throw new DeltaEditError("E_USAGE", `bench: unknown method "${m}"`, { hint: `one of ${METHOD_NAMES.join(", ")}` });
+    const protocol = str(args, "protocol")!;
+    if (!["checkpoints", "end", "immediate"].includes(protocol)) throw new DeltaEditError("E_USAGE", `bench: --protocol must be checkpoints, end or immediate, got "${protocol}"`);
+    const nb = str(args, "neighborhood")!;
+    if (!["standard", "deltaedit", "deltaedit-clean"].includes(nb)) throw new DeltaEditError("E_USAGE", `bench: --neighborhood must be standard or deltaedit, got "${nb}"`);
+    const edits = num(args, "edits")!;
+    if (!Number.isInteger(edits) || edits < 1) throw new DeltaEditError("E_USAGE", `bench: --edits must be a positive integer`);
+    const threads = num(args, "threads");
+    if (threads !== undefined) ops.setThreads(threads);
+    const inv: BenchInvocation = {
+      model: str(args, "model")!,
+      dataset: str(args, "dataset")!,
+      methods: methods as MethodName[],
+      edits,
+      batch: num(args, "batch")!,
+      protocol: protocol as Protocol,
+      out: str(args, "out")!,
+      seed: num(args, "seed")!,
+      neighborhood: nb as NeighborhoodMode,
+      sets: parseMethodSets(args),
+      json: bool(args, "json"),
+    };
+    const kind = str(args, "dataset-kind");
+    if (kind) inv.kind = kind as DatasetKind;
+    const cps = str(args, "checkpoints");
+    if (cps) inv.checkpoints = intList(cps, "checkpoints");
+    const preset = str(args, "preset");
+    if (preset) inv.preset = preset;
+    const sc = str(args, "stats-corpus");
+    if (sc) inv.statsCorpus = sc;
+    const ho = str(args, "heldout");
+    if (ho) inv.heldOut = ho;
+    const cf = str(args, "control-facts");
+    if (cf) inv.controlFacts = cf;
+    return invokeBench(inv, io);
+  },
+};

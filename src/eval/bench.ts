@@ -1,0 +1,214 @@
+/**
+ * The benchmark orchestrator: runs several editing methods over the same stream of records from the
+ * same starting weights, each in its own durable session (so an interrupted bench resumes), and
+ * scores them under a named protocol:
+ *   - "checkpoints" (DeltaEdit's): after 200 edits, every 500, and at the end, score every record
+ *     edited so far on the current model;
+ *   - "end" (AlphaEdit's): score every record once after the whole stream;
+ *   - "immediate" (EasyEdit's): score each batch's records right after that batch is applied
+ *     (summarised at the same checkpoints as "checkpoints").
+ * At each checkpoint it also records the superimposed noise at the last edited layer (every method
+ * with low-rank factors), DeltaEdit's cumulative projection trigger rate, and general capability
+ * (held-out perplexity, accuracy on facts never edited) when those inputs are given.
+ * Output: per-case records (reference-compatible fields), results.json, report.html.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { DeltaEditError } from "../errors.js";
+import type { MethodName } from "../edit/methods/method.js";
+import type { SecondMomentFactory } from "../edit/session/session.js";
+import { EditSession, type BatchRecord } from "../edit/session/session.js";
+import { writeJsonAtomic } from "../edit/session/store.js";
+import { LanguageModel } from "../model/model.js";
+import type { EvalRecord } from "./datasets/record.js";
+import { evaluateCounterfactCase, neighborhoodReference, type CounterfactCaseResult, type NeighborhoodMode, type NeighborhoodReference } from "./metrics/counterfact.js";
+import { factAccuracy, perplexity, type Fact } from "./metrics/general.js";
+import { summarize } from "./metrics/summary.js";
+import { evaluateZsreCase, type ZsreCaseResult } from "./metrics/zsre.js";
+import { summarizeNoise } from "./noise.js";
+import { noiseFactorsFromSession } from "./noiseSession.js";
+import type { BenchCheckpoint, BenchMethod, BenchReport, MetricStat } from "./report/benchReport.js";
+import { writeHtmlReport } from "./report/html.js";
+import { writeResultsJson } from "./report/json.js";
+
+export type Protocol = "checkpoints" | "end" | "immediate";
+
+export interface BenchOptions {
+  modelSource: string;
+  records: readonly EvalRecord[];
+  datasetName: string;
+  methods: readonly MethodName[];
+  edits: number;
+  batchSize: number;
+  protocol: Protocol;
+  /** Explicit checkpoint counts (default per protocol). */
+  checkpoints?: number[];
+  outDir: string;
+  seed: number;
+  neighborhoodMode: NeighborhoodMode;
+  preset?: string;
+  overrides?: Partial<Record<MethodName, Record<string, unknown>>>;
+  secondMoments: SecondMomentFactory;
+  /** General capability inputs (optional). */
+  heldOutText?: string[];
+  controlFacts?: Fact[];
+  codeVersion: string;
+  log: (msg: string) => void;
+  onProgress?: (p: { method: string; done: number; total: number; phase: "edit" | "eval"; detail: string }) => void;
+}
+
+/** DeltaEdit's schedule: 200, every multiple of 500, and the end. */
+export function checkpointSchedule(protocol: Protocol, edits: number, explicit?: number[]): number[] {
+  if (explicit && explicit.length > 0) return [...new Set(explicit.filter((n) => n > 0 && n <= edits).concat([edits]))].sort((a, b) => a - b);
+  if (protocol === "end") return [edits];
+  const out: number[] = [];
+  if (edits > 200) out.push(200);
+  for (let n = 500; n < edits; n += 500) out.push(n);
+  out.push(edits);
+  return out;
+}
+
+type CaseResult = CounterfactCaseResult | ZsreCaseResult;
+
+interface MethodState {
+  checkpoints: BenchCheckpoint[];
+  immediate: Record<string, CaseResult>; // case id → result right after its batch (protocol "immediate")
+  seconds: number;
+}
+
+export async function runBench(o: BenchOptions): Promise<BenchReport> {
+  if (o.records.length < o.edits) throw new DeltaEditError("E_ARG", `bench: the dataset has ${o.records.length} usable records, fewer than --edits ${o.edits}`);
+  const records = o.records.slice(0, o.edits);
+  const schedule = checkpointSchedule(o.protocol, o.edits, o.checkpoints);
+  fs.mkdirSync(o.outDir, { recursive: true });
+  const kind = records[0]!.kind;
+  // neighborhood reference tokens from the UNEDITED model (deltaedit modes, MCF only)
+  let neighborhoodTrue: NeighborhoodReference | undefined;
+  if (kind !== "zsre" && o.neighborhoodMode !== "standard") {
+    const file = path.join(o.outDir, "neighborhood_true.json");
+    if (fs.existsSync(file)) neighborhoodTrue = JSON.parse(fs.readFileSync(file, "utf8")) as NeighborhoodReference;
+    else {
+      o.log("bench: computing neighborhood reference tokens with the unedited model");
+      const base = await LanguageModel.load(o.modelSource);
+      neighborhoodTrue = neighborhoodReference(base, records);
+      writeJsonAtomic(file, neighborhoodTrue);
+    }
+  }
+  const methods: BenchMethod[] = [];
+  let modelInfo: BenchReport["model"] = { name: o.modelSource, hash: "" };
+  for (const name of o.methods) {
+    const statePath = path.join(o.outDir, name, "bench-state.json");
+    const state: MethodState = fs.existsSync(statePath) ? (JSON.parse(fs.readFileSync(statePath, "utf8")) as MethodState) : { checkpoints: [], immediate: {}, seconds: 0 };
+    const sessionDir = path.join(o.outDir, name, "session");
+    const session = fs.existsSync(path.join(sessionDir, "manifest.json"))
+      ? await EditSession.open(sessionDir, { secondMoments: o.secondMoments, log: o.log })
+      : await EditSession.create({ dir: sessionDir, modelSource: o.modelSource, method: name, ...(o.preset ? { preset: o.preset } : {}), overrides: o.overrides?.[name] ?? {}, batchSize: o.batchSize, seed: o.seed, codeVersion: o.codeVersion, secondMoments: o.secondMoments, log: o.log });
+    modelInfo = { name: o.modelSource, hash: session.manifest.model.hash, editedLayers: editedLayers(session) };
+    const evalCase = (r: EvalRecord, numEdits: number): CaseResult =>
+      r.kind === "zsre"
+        ? evaluateZsreCase(session.model, r, { numEdits })
+        : evaluateCounterfactCase(session.model, r, { numEdits, neighborhoodMode: o.neighborhoodMode, ...(neighborhoodTrue ? { neighborhoodTrue } : {}) });
+    for (const target of schedule) {
+      if (state.checkpoints.some((c) => c.edits === target)) continue; // done in an earlier (interrupted) run
+      const t0 = performance.now();
+      session.run(
+        records.map((r) => r.request),
+        {
+          limit: target,
+          onBatch: (p) => {
+            if (o.protocol === "immediate") {
+              for (const q of p.record.requests) {
+                const rec = records[q.index]!;
+                state.immediate[String(rec.caseId)] = evalCase(rec, o.batchSize);
+              }
+            }
+            o.onProgress?.({ method: name, done: p.done, total: o.edits, phase: "edit", detail: `batch ${p.seq}` });
+          },
+        },
+      );
+      state.seconds += (performance.now() - t0) / 1000;
+      if (session.position < target) throw new DeltaEditError("E_SESSION", `bench: session ${sessionDir} stopped at ${session.position} < ${target}`);
+      const edited = editedRecords(session, records, target);
+      o.onProgress?.({ method: name, done: target, total: o.edits, phase: "eval", detail: `scoring ${edited.length} records after ${target} edits` });
+      const results = o.protocol === "immediate" ? edited.map((r) => state.immediate[String(r.caseId)]!).filter(Boolean) : edited.map((r) => evalCase(r, o.batchSize));
+      writeCaseRecords(path.join(o.outDir, name, String(target)), results);
+      state.checkpoints.push(checkpointOf(session, results, target, state.seconds, o));
+      state.checkpoints.sort((a, b) => a.edits - b.edits);
+      writeJsonAtomic(statePath, state);
+      o.log(`bench: ${name}: checkpoint ${target} scored (${edited.length} records)`);
+    }
+    if (session.position >= o.edits) session.finish();
+    methods.push({ name, preset: session.manifest.preset, params: session.manifest.params, checkpoints: state.checkpoints });
+  }
+  const report: BenchReport = {
+    title: `Sequential editing on ${o.datasetName}`,
+    codeVersion: o.codeVersion,
+    created: new Date().toISOString(),
+    model: modelInfo,
+    dataset: { name: o.datasetName, records: records.length, selection: `first ${records.length} records in file order` },
+    protocol: { name: o.protocol, batchSize: o.batchSize, totalEdits: o.edits, checkpoints: schedule, description: protocolDescription(o.protocol) },
+    modes: { neighborhood: kind === "zsre" ? "ground truth (ZsRE)" : o.neighborhoodMode, success: "larger = p(new) > p(true); top = argmax", noise: "final, solver keys, request level, last edited layer" },
+    seeds: { session: o.seed },
+    methods,
+  };
+  writeResultsJson(path.join(o.outDir, "results.json"), report);
+  writeHtmlReport(path.join(o.outDir, "report.html"), report);
+  return report;
+}
+
+function protocolDescription(p: Protocol): string {
+  return p === "checkpoints"
+    ? "every record edited so far is scored after 200 edits, every 500, and at the end (DeltaEdit's protocol)"
+    : p === "end"
+      ? "every record is scored once after the whole stream (AlphaEdit's protocol)"
+      : "each record is scored right after its batch was applied (EasyEdit's protocol)";
+}
+
+function editedLayers(s: EditSession): number[] | undefined {
+  const p = s.method.params as Record<string, unknown>;
+  return Array.isArray(p["editLayers"]) ? (p["editLayers"] as number[]) : typeof p["layer"] === "number" ? [p["layer"]] : Array.isArray(p["layers"]) ? (p["layers"] as number[]) : undefined;
+}
+
+/** Records whose request was applied (not rejected) among the first `n` of the stream. */
+function editedRecords(s: EditSession, records: readonly EvalRecord[], n: number): EvalRecord[] {
+  const applied = new Set<number>();
+  for (const r of s.journal) if (r.kind === "batch") for (const q of r.requests) applied.add(q.index);
+  return records.filter((r, i) => i < n && applied.has(r.request.index));
+}
+
+function writeCaseRecords(dir: string, results: readonly CaseResult[]): void {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const r of results) writeJsonAtomic(path.join(dir, `${r.num_edits}_edits-case_${r.case_id}.json`), r);
+}
+
+function checkpointOf(s: EditSession, results: readonly CaseResult[], edits: number, seconds: number, o: BenchOptions): BenchCheckpoint {
+  const metrics: Record<string, MetricStat> = {};
+  if (results.length > 0) {
+    const sum = summarize(results as CaseResult[]);
+    for (const [k, v] of Object.entries(sum.values)) metrics[k] = { mean: v[0], std: v[1], count: results.length };
+    if ("score" in sum && sum.score !== null) metrics["post_score"] = { mean: sum.score, std: 0 };
+  }
+  if (o.heldOutText && o.heldOutText.length > 0) metrics["general_perplexity"] = { mean: perplexity(s.model, o.heldOutText).perplexity, std: 0 };
+  if (o.controlFacts && o.controlFacts.length > 0) metrics["general_fact_accuracy"] = { mean: 100 * factAccuracy(s.model, o.controlFacts).accuracy, std: 0 };
+  const cp: BenchCheckpoint = { edits, metrics, seconds };
+  const layers = editedLayers(s);
+  const hasFactors = s.journal.some((r) => r.kind === "batch" && r.updates.some((u) => u.tensors.includes("influence")));
+  if (layers && hasFactors) {
+    try {
+      const factors = noiseFactorsFromSession(s.dir, [Math.max(...layers)]);
+      cp.noise = summarizeNoise(factors, [Math.min(edits, factors.layer(Math.max(...layers)).n)]);
+    } catch (e) {
+      o.log(`bench: noise measurement skipped for ${s.manifest.method}: ${(e as Error).message}`);
+    }
+  }
+  if (s.manifest.method === "deltaedit") {
+    let trig = 0;
+    let tot = 0;
+    for (const r of s.journal) if (r.kind === "batch") for (const q of (r as BatchRecord).outcome?.requests ?? []) {
+      tot++;
+      if (q.noise?.triggered) trig++;
+    }
+    cp.triggerRate = tot > 0 ? trig / tot : 0;
+  }
+  return cp;
+}

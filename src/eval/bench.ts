@@ -104,10 +104,16 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       ? await EditSession.open(sessionDir, { secondMoments: o.secondMoments, log: o.log })
       : await EditSession.create({ dir: sessionDir, modelSource: o.modelSource, method: name, ...(o.preset ? { preset: o.preset } : {}), overrides: o.overrides?.[name] ?? {}, batchSize: o.batchSize, seed: o.seed, codeVersion: o.codeVersion, secondMoments: o.secondMoments, log: o.log });
     modelInfo = { name: o.modelSource, hash: session.manifest.model.hash, editedLayers: editedLayers(session) };
-    const evalCase = (r: EvalRecord, numEdits: number): CaseResult =>
-      r.kind === "zsre"
-        ? evaluateZsreCase(session.model, r, { numEdits })
-        : evaluateCounterfactCase(session.model, r, { numEdits, neighborhoodMode: o.neighborhoodMode, ...(neighborhoodTrue ? { neighborhoodTrue } : {}) });
+    const editTime = (index: number): number => {
+      for (const r of session.journal) if (r.kind === "batch" && r.requests.some((q) => q.index === index)) return r.outcome?.timings.total ?? 0;
+      return 0;
+    };
+    const evalCase = (r: EvalRecord, numEdits: number): CaseResult => {
+      const time = editTime(r.request.index); // seconds of the edit step that applied this record
+      return r.kind === "zsre"
+        ? evaluateZsreCase(session.model, r, { numEdits, time })
+        : evaluateCounterfactCase(session.model, r, { numEdits, time, neighborhoodMode: o.neighborhoodMode, ...(neighborhoodTrue ? { neighborhoodTrue } : {}) });
+    };
     for (const target of schedule) {
       if (state.checkpoints.some((c) => c.edits === target)) continue; // done in an earlier (interrupted) run
       const t0 = performance.now();
@@ -126,6 +132,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
           },
         },
       );
+      // the method's final step (PRUNE's restraint) belongs to the end of the stream, before it is scored
+      if (target >= o.edits) session.finish();
       state.seconds += (performance.now() - t0) / 1000;
       if (session.position < target) throw new DeltaEditError("E_SESSION", `bench: session ${sessionDir} stopped at ${session.position} < ${target}`);
       const edited = editedRecords(session, records, target);
@@ -137,7 +145,6 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       writeJsonAtomic(statePath, state);
       o.log(`bench: ${name}: checkpoint ${target} scored (${edited.length} records)`);
     }
-    if (session.position >= o.edits) session.finish();
     methods.push({ name, preset: session.manifest.preset, params: session.manifest.params, checkpoints: state.checkpoints });
   }
   const report: BenchReport = {

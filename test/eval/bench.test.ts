@@ -1,0 +1,77 @@
+/**
+ * The bench orchestrator: checkpoint schedules per protocol, per-case records and results.json on a
+ * tiny stream, the "immediate" protocol scoring each record right after its batch, and resume (a
+ * rerun reuses finished checkpoints and sessions instead of editing again).
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { test } from "node:test";
+import { main } from "../../src/cli/main.js";
+import { checkpointSchedule } from "../../src/eval/bench.js";
+import { readResultsJson } from "../../src/eval/report/json.js";
+import { fixtureModel, repoRoot } from "../helpers/paths.js";
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "deltaedit-bench-"));
+process.env["DELTAEDIT_CACHE"] = path.join(tmp, "cache");
+const CORPUS = path.join(repoRoot(), "test", "fixtures", "corpus", "stories.txt");
+const DATA = path.join(repoRoot(), "test", "fixtures", "edits", "stories-counterfact.json");
+
+async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
+  return { code, out, err };
+}
+
+test("checkpoint schedules: DeltaEdit's 200 / every 500 / end, AlphaEdit's end, explicit lists", () => {
+  assert.deepEqual(checkpointSchedule("checkpoints", 3000), [200, 500, 1000, 1500, 2000, 2500, 3000]);
+  assert.deepEqual(checkpointSchedule("checkpoints", 1200), [200, 500, 1000, 1200]);
+  assert.deepEqual(checkpointSchedule("checkpoints", 150), [150]);
+  assert.deepEqual(checkpointSchedule("end", 3000), [3000]);
+  assert.deepEqual(checkpointSchedule("immediate", 700), [200, 500, 700]);
+  assert.deepEqual(checkpointSchedule("checkpoints", 10, [2, 5, 20, 5]), [2, 5, 10]);
+});
+
+test("bench writes per-case records, results.json and the report; a rerun resumes", async () => {
+  const out = path.join(tmp, "run");
+  const args = ["bench", "--model", fixtureModel("stories260k"), "--dataset", DATA, "--methods", "memit,deltaedit", "--edits", "4", "--checkpoints", "2", "--stats-corpus", CORPUS, "--out", out, "--set", "memit.numGradSteps=5", "--set", "deltaedit.numGradSteps=5"];
+  const r = await cli(args);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /MEMIT/);
+  assert.match(r.out, /DeltaEdit/);
+  for (const m of ["memit", "deltaedit"]) {
+    for (const [n, k] of [[2, 2], [4, 4]] as const) {
+      const files = fs.readdirSync(path.join(out, m, String(n))).filter((f) => f.endsWith(".json"));
+      assert.equal(files.length, k, `${m}: ${k} case records after ${n} edits`);
+      const rec = JSON.parse(fs.readFileSync(path.join(out, m, String(n), files[0]!), "utf8")) as { post: { rewrite_prompts_probs: unknown[] }; num_edits: number };
+      assert.equal(rec.num_edits, 1);
+      assert.equal(rec.post.rewrite_prompts_probs.length, 1);
+    }
+  }
+  const res = readResultsJson(path.join(out, "results.json"));
+  assert.equal(res.protocol.name, "checkpoints");
+  assert.deepEqual(res.protocol.checkpoints, [2, 4]);
+  const de = res.methods.find((m) => m.name === "deltaedit")!;
+  assert.deepEqual(de.checkpoints.map((c) => c.edits), [2, 4]);
+  assert.ok(de.checkpoints[1]!.metrics["post_rewrite_success"], "efficacy recorded");
+  assert.ok(de.checkpoints[1]!.noise && de.checkpoints[1]!.noise[0]!.noiseE > 0, "noise recorded for DeltaEdit");
+  assert.equal(typeof de.checkpoints[1]!.triggerRate, "number");
+  const html = fs.readFileSync(path.join(out, "report.html"), "utf8");
+  assert.match(html, /<svg/);
+  // rerun: nothing is edited again (the journals do not grow) and the same results come back
+  const lines = fs.readFileSync(path.join(out, "memit", "session", "journal.jsonl"), "utf8");
+  const r2 = await cli(args);
+  assert.equal(r2.code, 0, r2.err);
+  assert.equal(fs.readFileSync(path.join(out, "memit", "session", "journal.jsonl"), "utf8"), lines, "a rerun does not re-edit");
+});
+
+test("immediate protocol scores each record right after its own batch", async () => {
+  const out = path.join(tmp, "immediate");
+  const r = await cli(["bench", "--model", fixtureModel("stories260k"), "--dataset", DATA, "--methods", "alphaedit", "--edits", "3", "--protocol", "immediate", "--stats-corpus", CORPUS, "--out", out, "--set", "alphaedit.numGradSteps=5", "--json"]);
+  assert.equal(r.code, 0, r.err);
+  const parsed = JSON.parse(r.out) as { protocol: { name: string } };
+  assert.equal(parsed.protocol.name, "immediate");
+  assert.equal(fs.readdirSync(path.join(out, "alphaedit", "3")).length, 3);
+});

@@ -20,8 +20,8 @@
  */
 import { DeltaEditError } from "../errors.js";
 import { makeBatch, type Position } from "../model/batch.js";
-import { backward, forward } from "../model/forward.js";
-import { klLoss, logSoftmax, nllLoss } from "../model/loss.js";
+import { backward, forward, ForwardWorkspace } from "../model/forward.js";
+import { distributions, klLoss, logSoftmax, nllLoss } from "../model/loss.js";
 import type { LanguageModel } from "../model/model.js";
 import { targetTokenIds, type EditRequest } from "./request.js";
 import { fillTemplate, locateSubject } from "./subject.js";
@@ -153,10 +153,11 @@ export function computeTarget(model: LanguageModel, req: EditRequest, templates:
   let forwards = 0;
   let stopReason: TargetResult["stopReason"] = "max_steps";
   const inj = { layer: p.layer, vector: delta, at: pr.lookup };
+  const ws = new ForwardWorkspace(); // buffers reused by every step (same 7 rows)
   for (let it = 0; it < p.numGradSteps; it++) {
     const res = p.prefixCache
-      ? forward(model, batch, { startLayer: p.layer + 1, startHidden: hidden, injection: inj, logits: pr.logitPositions, forBackward: true })
-      : forward(model, batch, { injection: inj, logits: pr.logitPositions, forBackward: true });
+      ? forward(model, batch, { startLayer: p.layer + 1, startHidden: hidden, injection: inj, logits: pr.logitPositions, forBackward: true, workspace: ws })
+      : forward(model, batch, { injection: inj, logits: pr.logitPositions, forBackward: true, workspace: ws });
     forwards++;
     const logits = res.logits!;
     if (it === 0) {
@@ -165,8 +166,9 @@ export function computeTarget(model: LanguageModel, req: EditRequest, templates:
         project = hook({ t0, kappa });
       }
     }
-    const nll = nllLoss(logits, P, V, pr.nllTerms);
-    const kl = klLoss(logits, P, V, [pr.klRow], refLogp!, p.klFactor, nll.dlogits);
+    const dist = distributions(logits, P, V); // one native log-softmax / softmax shared by NLL and KL
+    const nll = nllLoss(logits, P, V, pr.nllTerms, undefined, dist);
+    const kl = klLoss(logits, P, V, [pr.klRow], refLogp!, p.klFactor, nll.dlogits, dist);
     const dn = norm(delta);
     const wd = (p.weightDecay * dn) / t0n2;
     const total = nll.loss + kl.loss + wd;

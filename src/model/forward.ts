@@ -23,6 +23,44 @@ import { linearBackward, linearForward } from "./linear.js";
 import type { LanguageModel } from "./model.js";
 import { ParamStore } from "./params.js";
 
+/**
+ * Reusable buffers for repeated passes over batches of one shape (the target optimisation runs
+ * ~20 forward+backward passes over the same 7 rows): per-block activations, block outputs and
+ * backward scratch are allocated once instead of every step. A changed batch shape reallocates
+ * explicitly. A pass that reuses a workspace invalidates the `saved` state of the previous pass.
+ */
+export class ForwardWorkspace {
+  private shapeKey = "";
+  private acts: BlockActs[] = [];
+  private outs: Float32Array[] = [];
+  private grads: Float32Array[] = [];
+  start = new Float32Array(0);
+
+  /** Make the buffers fit (B, T, pastLength) of `batch`. */
+  prepare(model: LanguageModel, batch: Batch): void {
+    const key = `${batch.B}x${batch.T}+${batch.shape.pastLength}`;
+    if (key === this.shapeKey) return;
+    this.shapeKey = key;
+    this.acts = [];
+    this.outs = [];
+    this.grads = [];
+    this.start = new Float32Array(batch.B * batch.T * model.arch.hidden);
+  }
+
+  actsFor(model: LanguageModel, l: number, batch: Batch): BlockActs {
+    return (this.acts[l] ??= model.arch.allocActs(batch.B * batch.T, batch.shape));
+  }
+
+  outFor(l: number, n: number): Float32Array {
+    return (this.outs[l] ??= new Float32Array(n));
+  }
+
+  /** Two ping-pong gradient buffers (B·T·C). */
+  grad(i: 0 | 1, n: number): Float32Array {
+    return (this.grads[i] ??= new Float32Array(n));
+  }
+}
+
 export interface TapRequest {
   layers: number[];
   at: Position[];
@@ -52,6 +90,8 @@ export interface ForwardOptions {
   logits?: "all" | "none" | Position[]; // default "all" when the last block runs
   keepHidden?: number[]; // return h^(l) (BT, C) for these layers (before injection)
   forBackward?: boolean;
+  /** Reuse these buffers (same batch shape across calls); see ForwardWorkspace. */
+  workspace?: ForwardWorkspace;
 }
 
 export interface ForwardResult {
@@ -65,6 +105,7 @@ export interface ForwardResult {
 
 export interface SavedForward {
   batch: Batch;
+  workspace: ForwardWorkspace | null;
   startLayer: number;
   inputs: Float32Array[]; // per block from startLayer: its input (BT, C)
   acts: BlockActs[]; // per block from startLayer
@@ -112,8 +153,10 @@ export function forward(model: LanguageModel, batch: Batch, opts: ForwardOptions
     for (const l of opts.taps.layers) if (l < start || l > stop) throw new DeltaEditError("E_ARG", `forward: tap layer ${l} is not among the blocks run (${start}..${stop})`);
   }
 
+  const ws = opts.workspace ?? null;
+  ws?.prepare(model, batch);
   // x: (BT, C) the residual stream entering the next block
-  let x = new Float32Array(BT * C);
+  let x: Float32Array = ws ? ws.start : new Float32Array(BT * C);
   if (start === 0) {
     arch.embed(batch.ids, shape, x);
   } else {
@@ -126,12 +169,12 @@ export function forward(model: LanguageModel, batch: Batch, opts: ForwardOptions
   const hidden = new Map<number, Float32Array>();
   const keep = new Set(opts.keepHidden ?? []);
   const saved: SavedForward | null = opts.forBackward
-    ? { batch, startLayer: start, inputs: [], acts: [], finalRows: new Float32Array(0), finalNormed: new Float32Array(0), finalStats: new Float32Array(0), logitPositions: [], injection: inj }
+    ? { batch, workspace: ws, startLayer: start, inputs: [], acts: [], finalRows: new Float32Array(0), finalNormed: new Float32Array(0), finalStats: new Float32Array(0), logitPositions: [], injection: inj }
     : null;
   let scratchActs: BlockActs | null = null;
   for (let l = start; l <= stop; l++) {
-    const acts = saved ? arch.allocActs(BT, shape) : (scratchActs ??= arch.allocActs(BT, shape));
-    const out = new Float32Array(BT * C);
+    const acts = ws ? ws.actsFor(model, l, batch) : saved ? arch.allocActs(BT, shape) : (scratchActs ??= arch.allocActs(BT, shape));
+    const out = ws ? ws.outFor(l, BT * C) : new Float32Array(BT * C);
     arch.blockForward(l, x, out, shape, acts, null);
     if (saved) {
       saved.inputs.push(x);
@@ -220,7 +263,9 @@ export function backward(model: LanguageModel, saved: SavedForward, dlogits: Flo
   const dRows = new Float32Array(P * C);
   arch.finalNormBackward(saved.finalRows, dNormed, dRows, saved.finalStats, P, grads, want);
   // dH: (BT, C) gradient w.r.t. the output of the current block
-  let dH = new Float32Array(BT * C);
+  const ws = saved.workspace;
+  let pingpong: 0 | 1 = 0;
+  let dH = ws ? ws.grad(0, BT * C).fill(0) : new Float32Array(BT * C);
   saved.logitPositions.forEach((p, i) => {
     const o = (p.row * batch.T + p.pos) * C;
     for (let c = 0; c < C; c++) dH[o + c]! += dRows[i * C + c]!;
@@ -240,7 +285,8 @@ export function backward(model: LanguageModel, saved: SavedForward, dlogits: Flo
   for (let l = N - 1; l >= lowest; l--) {
     const i = l - saved.startLayer;
     const needDx = l > lowest || needEmbed || (opts.injection === true && inj !== null && inj.layer === l - 1);
-    const dX = needDx ? new Float32Array(BT * C) : null;
+    pingpong = pingpong === 0 ? 1 : 0;
+    const dX = needDx ? (ws ? ws.grad(pingpong, BT * C) : new Float32Array(BT * C)) : null;
     arch.blockBackward(l, saved.inputs[i]!, dH, dX, batch.shape, saved.acts[i]!, grads, want);
     if (!dX) break;
     dH = dX;

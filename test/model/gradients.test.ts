@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ModelConfig } from "../../src/model/config.js";
 import { makeBatch } from "../../src/model/batch.js";
-import { backward, forward, type Injection } from "../../src/model/forward.js";
+import { backward, forward, ForwardWorkspace, type Injection } from "../../src/model/forward.js";
 import { klLoss, logSoftmax, nllLoss } from "../../src/model/loss.js";
 import { Rng } from "../../src/util/rng.js";
 import { tinyGpt2Config, tinyLlamaConfig, tinyModel } from "../helpers/tiny.js";
@@ -143,3 +143,23 @@ test("backward refuses a parameter below a prefix-cached start", () => {
   assert.throws(() => backward(s.model, cached.saved!, dl, { params: ["h.0.mlp.c_proj.weight"] }), /forward started at block 2/);
 });
 
+
+test("a reused ForwardWorkspace gives bit-identical logits and gradients, pass after pass", () => {
+  for (const cfg of [tinyGpt2Config(), tinyLlamaConfig()]) {
+    const s = setup(cfg);
+    const ws = new ForwardWorkspace();
+    const rng = new Rng(9);
+    for (let pass = 0; pass < 3; pass++) {
+      const vec = unitDirection(cfg.hiddenSize, rng);
+      const inj = { layer: 1, vector: vec, at: [{ row: 0, pos: 2 }, { row: 1, pos: 1 }] };
+      const a = forward(s.model, s.batch, { logits: s.logitPositions, injection: inj, forBackward: true });
+      const b = forward(s.model, s.batch, { logits: s.logitPositions, injection: inj, forBackward: true, workspace: ws });
+      assert.deepEqual(Array.from(b.logits!), Array.from(a.logits!), `${cfg.modelType} pass ${pass}: logits`);
+      const dl = new Float32Array(a.logits!.length).map((_, i) => Math.cos(i + pass));
+      const ga = backward(s.model, a.saved!, dl, { injection: true, params: "all" });
+      const gb = backward(s.model, b.saved!, dl, { injection: true, params: "all" });
+      assert.deepEqual(Array.from(gb.dInjection!), Array.from(ga.dInjection!), `${cfg.modelType} pass ${pass}: dδ`);
+      for (const n of s.model.params.names()) assert.deepEqual(Array.from(gb.grads!.get(n)), Array.from(ga.grads!.get(n)), `${cfg.modelType} pass ${pass}: grad ${n}`);
+    }
+  }
+});

@@ -7,7 +7,7 @@
  */
 import { DeltaEditError } from "../errors.js";
 import type { LanguageModel } from "../model/model.js";
-import { bareBlockOutputs, computeKeys } from "./keys.js";
+import { InsertionInputs } from "./keys.js";
 import type { LayerUpdate } from "./methods/method.js";
 import type { EditRequest } from "./request.js";
 import { applyDense, applyLayerUpdate, applyLowRank, frobenius } from "./update.js";
@@ -46,10 +46,12 @@ export function insertionLoop(
   let solveSeconds = 0;
   let applySeconds = 0;
   try {
+    let t = performance.now();
+    const inputs = new InsertionInputs(model, requests, templates, Math.min(...editLayers));
+    keysSeconds += (performance.now() - t) / 1000;
     editLayers.forEach((layer, i) => {
-      let t = performance.now();
-      const keys = computeKeys(model, requests, layer, templates); // (F, N)
-      const cur = bareBlockOutputs(model, requests, targetLayer); // (C, N)
+      t = performance.now();
+      const { keys, cur } = inputs.at(layer, targetLayer); // keys (F, N) with the current model; cur (C, N)
       keysSeconds += (performance.now() - t) / 1000;
       const residual = new Float32Array(C * N); // (C, N)
       for (let k = 0; k < C * N; k++) residual[k] = (z[k]! - cur[k]!) / (m - i);

@@ -99,3 +99,70 @@ export function column(m: Float32Array, rows: number, n: number, j: number): Flo
   for (let i = 0; i < rows; i++) out[i] = m[i * n + j]!;
   return out;
 }
+
+/**
+ * Keys and Cur for every layer of one batch's insertion loop (spec §7.8, exact): the template
+ * sentences and the bare prompts are tokenised once and run together; blocks below the first
+ * edited layer never change during a batch, so their output is computed once and each layer's pass
+ * starts from it, running only blocks l_0..max(l, l_z).
+ */
+export class InsertionInputs {
+  private readonly located: Located[]; // template rows (N·Σ|g|), then bare rows (N)
+  private readonly chunks: { rows: Located[]; start: number; hidden: Float32Array | null; batch: ReturnType<typeof makeBatch> }[] = [];
+
+  constructor(
+    private readonly model: LanguageModel,
+    private readonly requests: readonly EditRequest[],
+    private readonly groups: readonly (readonly string[])[],
+    private readonly firstLayer: number,
+  ) {
+    const tok = tokenizerOf(model);
+    this.located = [];
+    for (const r of requests) for (const g of groups) for (const c of g) this.located.push(locateSubject(tok, fillTemplate(c, r.prompt), r.subject, `request ${r.caseId}`));
+    for (const r of requests) this.located.push(locateSubject(tok, r.prompt, r.subject, `request ${r.caseId}`));
+    const pad = tok.padTokenId;
+    for (let s = 0; s < this.located.length; s += KEY_CHUNK_ROWS) {
+      const rows = this.located.slice(s, s + KEY_CHUNK_ROWS);
+      const batch = makeBatch(rows.map((c) => c.ids), pad, model.config.vocabSize);
+      let hidden: Float32Array | null = null;
+      if (firstLayer > 0) hidden = forward(model, batch, { stopAfterLayer: firstLayer - 1, keepHidden: [firstLayer - 1], logits: "none" }).hidden.get(firstLayer - 1)!;
+      this.chunks.push({ rows, start: s, hidden, batch });
+    }
+  }
+
+  /** keys (F, N) at `layer` (template-averaged) and cur (C, N) = block `targetLayer` outputs of the bare prompts. */
+  at(layer: number, targetLayer: number): { keys: Float32Array; cur: Float32Array } {
+    if (layer < this.firstLayer) throw new DeltaEditError("E_ARG", `InsertionInputs: layer ${layer} is below the cached first layer ${this.firstLayer}`);
+    const F = this.model.arch.dFF;
+    const C = this.model.arch.hidden;
+    const N = this.requests.length;
+    const nTemplateRows = this.located.length - N;
+    const keyRows = new Float32Array(nTemplateRows * F); // (rows, F)
+    const cur = new Float32Array(C * N); // (C, N)
+    const stop = Math.max(layer, targetLayer);
+    for (const ch of this.chunks) {
+      const at: Position[] = ch.rows.map((c, row) => ({ row, pos: c.subjectLast }));
+      const opts = ch.hidden ? { startLayer: this.firstLayer, startHidden: ch.hidden } : {};
+      const res = forward(this.model, ch.batch, { ...opts, stopAfterLayer: stop, taps: { layers: layer === targetLayer ? [layer] : [layer, targetLayer], at, key: true, block: true }, logits: "none" });
+      const k = res.taps.key.get(layer)!; // (rows, F)
+      const b = res.taps.block.get(targetLayer)!; // (rows, C)
+      ch.rows.forEach((_, i) => {
+        const g = ch.start + i; // global row
+        if (g < nTemplateRows) keyRows.set(k.subarray(i * F, (i + 1) * F), g * F);
+        else for (let c = 0; c < C; c++) cur[c * N + (g - nTemplateRows)] = b[i * C + c]!;
+      });
+    }
+    const keys = new Float32Array(F * N); // (F, N)
+    const acc = new Float64Array(F);
+    let row = 0;
+    for (let j = 0; j < N; j++) {
+      acc.fill(0);
+      for (const g of this.groups) {
+        const w = 1 / (g.length * this.groups.length);
+        for (let t = 0; t < g.length; t++, row++) for (let f = 0; f < F; f++) acc[f]! += w * keyRows[row * F + f]!;
+      }
+      for (let f = 0; f < F; f++) keys[f * N + j] = acc[f]!;
+    }
+    return { keys, cur };
+  }
+}

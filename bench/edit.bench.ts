@@ -6,7 +6,8 @@
  *     solve) vs the reference formulation in our own code (full rerun + dense d_in × d_in solve);
  *  2. the per-edit solve at d_in = 6400 (gpt2-xl's width) after 0, 1000 and 3000 edits: incremental
  *     exact solve vs the dense reference solve.
- * Environment: BENCH_QUICK=1 skips GPT-2-medium; BENCH_EDITS=n edits per configuration (default 4).
+ * Environment: BENCH_QUICK=1 skips GPT-2-medium; BENCH_EDITS=n edits per configuration (default 4);
+ * BENCH_XL=1 adds the GPT2-XL shape (fast path only; ~6 GB of memory and minutes of set-up).
  */
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -61,7 +62,7 @@ function requests(n: number): EditRequest[] {
   return Array.from({ length: n }, (_, i) => ({ caseId: String(i), index: i, prompt: PROMPTS[i % PROMPTS.length]!, subject: SUBJECTS[i % SUBJECTS.length]!, targetNew: TARGETS[(i * 3) % TARGETS.length]!, targetTrue: null, relationId: null }));
 }
 
-async function editBench(label: string, cfg: ModelConfig, layers: number[], edits: number): Promise<void> {
+async function editBench(label: string, cfg: ModelConfig, layers: number[], edits: number, fastOnly = false): Promise<void> {
   const tok = loadTokenizer(path.join(root, "test", "fixtures", "models", "tiny-gpt2-random"));
   const base = LanguageModel.random(cfg, 1, 0.02, "uniform");
   const model = new LanguageModel(cfg, base.params, tok, null, null);
@@ -76,7 +77,7 @@ async function editBench(label: string, cfg: ModelConfig, layers: number[], edit
   console.log("|---|---|---|---|---|---|---|---|---|---|");
   const totals = new Map<string, number>();
   for (const name of ["deltaedit", "alphaedit"] as const) {
-    for (const fast of [true, false]) {
+    for (const fast of fastOnly ? [true] : [true, false]) {
       // fresh weights for every row: same starting model, same stream
       const fresh = new LanguageModel(cfg, base.params.zerosLike(), tok, null, null);
       for (const n of base.params.names()) fresh.params.get(n).set(base.params.get(n));
@@ -108,7 +109,7 @@ async function editBench(label: string, cfg: ModelConfig, layers: number[], edit
       console.log(`| ${name} | ${fast ? "fast (prefix cache + incremental solve)" : "reference (full rerun + dense solve)"} | ${per(acc.total)} | ${per(acc.target)} | ${per(acc.keys)} | ${per(acc.solve)} | ${per(acc.projection)} | ${(acc.steps / edits).toFixed(0)} | ${gf.toFixed(1)} | ${((100 * gf) / peak).toFixed(0)} % |`);
     }
   }
-  for (const name of ["deltaedit", "alphaedit"]) {
+  for (const name of fastOnly ? [] : ["deltaedit", "alphaedit"]) {
     console.log(`speed-up ${name}: ${(totals.get(`${name}-false`)! / totals.get(`${name}-true`)!).toFixed(2)}× (whole edit, reference / fast)`);
   }
   console.log("");
@@ -160,4 +161,5 @@ function solveBench(): void {
 const edits = Number(process.env["BENCH_EDITS"] ?? 4);
 await editBench("GPT-2-small shape (12 × 768, d_ff 3072)", gpt2Shape(12, 768, 12), [3, 4, 5, 6, 7], edits);
 if (process.env["BENCH_QUICK"] !== "1") await editBench("GPT-2-medium shape (24 × 1024, d_ff 4096)", gpt2Shape(24, 1024, 16), [6, 7, 8, 9, 10], edits);
+if (process.env["BENCH_XL"] === "1") await editBench("GPT2-XL shape (48 × 1600, d_ff 6400), fast path only", gpt2Shape(48, 1600, 25), [13, 14, 15, 16, 17], Math.min(edits, 2), true);
 solveBench();

@@ -79,6 +79,8 @@ interface MethodState {
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
   if (o.records.length < o.edits) throw new DeltaEditError("E_ARG", `bench: the dataset has ${o.records.length} usable records, fewer than --edits ${o.edits}`);
   const records = o.records.slice(0, o.edits);
+  // the session's stream positions are positions in this selection (records rejected at load time leave no gap)
+  const stream = records.map((r, i) => ({ ...r.request, index: i }));
   const schedule = checkpointSchedule(o.protocol, o.edits, o.checkpoints);
   fs.mkdirSync(o.outDir, { recursive: true });
   const kind = records[0]!.kind;
@@ -109,7 +111,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       return 0;
     };
     const evalCase = (r: EvalRecord, numEdits: number): CaseResult => {
-      const time = editTime(r.request.index); // seconds of the edit step that applied this record
+      const time = editTime(records.indexOf(r)); // seconds of the edit step that applied this record
       return r.kind === "zsre"
         ? evaluateZsreCase(session.model, r, { numEdits, time })
         : evaluateCounterfactCase(session.model, r, { numEdits, time, neighborhoodMode: o.neighborhoodMode, ...(neighborhoodTrue ? { neighborhoodTrue } : {}) });
@@ -118,7 +120,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       if (state.checkpoints.some((c) => c.edits === target)) continue; // done in an earlier (interrupted) run
       const t0 = performance.now();
       session.run(
-        records.map((r) => r.request),
+        stream,
         {
           limit: target,
           onBatch: (p) => {
@@ -180,7 +182,7 @@ function editedLayers(s: EditSession): number[] | undefined {
 function editedRecords(s: EditSession, records: readonly EvalRecord[], n: number): EvalRecord[] {
   const applied = new Set<number>();
   for (const r of s.journal) if (r.kind === "batch") for (const q of r.requests) applied.add(q.index);
-  return records.filter((r, i) => i < n && applied.has(r.request.index));
+  return records.filter((_, i) => i < n && applied.has(i));
 }
 
 function writeCaseRecords(dir: string, results: readonly CaseResult[]): void {

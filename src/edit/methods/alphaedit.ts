@@ -8,7 +8,7 @@ import { insertionLoop, type LayerSolve } from "../insertion.js";
 import { NullSpaceProjector } from "../projector.js";
 import { AlphaEditSolver, accumulatePastCov, denseAlphaEditSolve, type AlphaEditStep } from "../solve.js";
 import type { EditRequest } from "../request.js";
-import { checkFamilyParams, computeTargets, requestReport, targetParams, type MemitFamilyParams } from "./memitFamily.js";
+import { checkFamilyParams, computeTargets, requestReport, targetParams, type MemitFamilyParams, familyDefaults } from "./memitFamily.js";
 import { since, type BatchOutcome, type EditContext, type EditMethod } from "./method.js";
 import { resolveParams } from "./params.js";
 
@@ -23,15 +23,8 @@ export interface AlphaEditParams extends MemitFamilyParams {
 
 /** gpt2-xl preset (spec §6.2). */
 export const alphaEditDefaults: AlphaEditParams = {
-  editLayers: [13, 14, 15, 16, 17],
-  targetLayer: 17,
-  lossLayer: 47,
-  numGradSteps: 20,
-  lr: 0.5,
-  weightDecay: 0.5,
-  klFactor: 0.0625,
-  clampNormFactor: 0.75,
-  prefixCache: true,
+  ...familyDefaults,
+  editLayers: [...familyDefaults.editLayers],
   l2: 1,
   nullspaceThreshold: 2e-2,
   solver: "fast",

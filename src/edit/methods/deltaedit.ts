@@ -19,7 +19,7 @@ import { buildInfluenceProjector, NoiseMonitor, noiseVector, type NoiseParams } 
 import type { EditRequest } from "../request.js";
 import type { ProjectionHook } from "../target.js";
 import { NullSpaceSolve } from "./alphaedit.js";
-import { checkFamilyParams, computeTargets, requestReport, targetParams, type MemitFamilyParams } from "./memitFamily.js";
+import { checkFamilyParams, computeTargets, requestReport, targetParams, type MemitFamilyParams, familyDefaults } from "./memitFamily.js";
 import { since, type BatchOutcome, type EditContext, type EditMethod, type RequestReport } from "./method.js";
 import { resolveParams } from "./params.js";
 
@@ -47,15 +47,8 @@ export interface DeltaEditParams extends MemitFamilyParams {
 
 /** gpt2-xl preset (spec §6.1). */
 export const deltaEditDefaults: DeltaEditParams = {
-  editLayers: [13, 14, 15, 16, 17],
-  targetLayer: 17,
-  lossLayer: 47,
-  numGradSteps: 20,
-  lr: 0.5,
-  weightDecay: 0.5,
-  klFactor: 0.0625,
-  clampNormFactor: 0.75,
-  prefixCache: true,
+  ...familyDefaults,
+  editLayers: [...familyDefaults.editLayers],
   l2: 1,
   nullspaceThreshold: 2e-2,
   solver: "fast",

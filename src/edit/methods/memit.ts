@@ -6,7 +6,7 @@
 import { insertionLoop, type LayerSolve } from "../insertion.js";
 import { MemitSolver } from "../solveMemit.js";
 import type { EditRequest } from "../request.js";
-import { checkFamilyParams, computeTargets, requestReport, targetParams, type MemitFamilyParams } from "./memitFamily.js";
+import { checkFamilyParams, computeTargets, requestReport, targetParams, type MemitFamilyParams, familyDefaults } from "./memitFamily.js";
 import { since, type BatchOutcome, type EditContext, type EditMethod } from "./method.js";
 import { resolveParams } from "./params.js";
 
@@ -17,15 +17,8 @@ export interface MemitParams extends MemitFamilyParams {
 
 /** gpt2-xl preset (spec §6.3); layer choices are replaced per model by the presets. */
 export const memitDefaults: MemitParams = {
-  editLayers: [13, 14, 15, 16, 17],
-  targetLayer: 17,
-  lossLayer: 47,
-  numGradSteps: 20,
-  lr: 0.5,
-  weightDecay: 0.5,
-  klFactor: 0.0625,
-  clampNormFactor: 0.75,
-  prefixCache: true,
+  ...familyDefaults,
+  editLayers: [...familyDefaults.editLayers],
   mom2UpdateWeight: 20000,
 };
 

@@ -24,6 +24,19 @@ export interface MemitFamilyParams {
   prefixCache: boolean;
 }
 
+/** The gpt2-xl values of the shared parameters (spec §6.1–6.3), the default of every MEMIT-family method. */
+export const familyDefaults: Readonly<MemitFamilyParams> = Object.freeze({
+  editLayers: [13, 14, 15, 16, 17],
+  targetLayer: 17,
+  lossLayer: 47,
+  numGradSteps: 20,
+  lr: 0.5,
+  weightDecay: 0.5,
+  klFactor: 0.0625,
+  clampNormFactor: 0.75,
+  prefixCache: true,
+});
+
 export function checkFamilyParams(method: string, p: MemitFamilyParams, numLayers: number): void {
   const L = p.editLayers;
   if (L.length === 0) throw new DeltaEditError("E_CONFIG", `${method}: editLayers is empty`);

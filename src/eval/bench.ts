@@ -22,7 +22,9 @@ import { writeJsonAtomic } from "../edit/session/store.js";
 import { LanguageModel } from "../model/model.js";
 import type { EvalRecord } from "./datasets/record.js";
 import { evaluateCounterfactCase, neighborhoodReference, type CounterfactCaseResult, type NeighborhoodMode, type NeighborhoodReference } from "./metrics/counterfact.js";
+import type { AttributeSnippets, TfidfModel } from "./metrics/consistency.js";
 import { factAccuracy, perplexity, type Fact } from "./metrics/general.js";
+import { Rng } from "../util/rng.js";
 import { summarize } from "./metrics/summary.js";
 import { evaluateZsreCase, type ZsreCaseResult } from "./metrics/zsre.js";
 import { summarizeNoise } from "./noise.js";
@@ -49,6 +51,8 @@ export interface BenchOptions {
   preset?: string;
   overrides?: Partial<Record<MethodName, Record<string, unknown>>>;
   secondMoments: SecondMomentFactory;
+  /** Fluency (n-gram entropy of seeded top-k generations) and, with TF-IDF files, consistency (§3.7–3.8). */
+  generation?: { seed: number; tfidf?: TfidfModel; snippets?: AttributeSnippets };
   /** General capability inputs (optional). */
   heldOutText?: string[];
   controlFacts?: Fact[];
@@ -114,7 +118,14 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       const time = editTime(records.indexOf(r)); // seconds of the edit step that applied this record
       return r.kind === "zsre"
         ? evaluateZsreCase(session.model, r, { numEdits, time })
-        : evaluateCounterfactCase(session.model, r, { numEdits, time, neighborhoodMode: o.neighborhoodMode, ...(neighborhoodTrue ? { neighborhoodTrue } : {}) });
+        : evaluateCounterfactCase(session.model, r, {
+            numEdits,
+            time,
+            neighborhoodMode: o.neighborhoodMode,
+            ...(neighborhoodTrue ? { neighborhoodTrue } : {}),
+            // one seeded generator per case, so a score does not depend on which other cases were scored
+            ...(o.generation && r.generationPrompts.length > 0 ? { generation: { rng: new Rng(o.generation.seed * 1_000_003 + r.caseId), tfidf: o.generation.tfidf ?? null, snippets: o.generation.snippets ?? null } } : {}),
+          });
     };
     for (const target of schedule) {
       if (state.checkpoints.some((c) => c.edits === target)) continue; // done in an earlier (interrupted) run
@@ -156,8 +167,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     model: modelInfo,
     dataset: { name: o.datasetName, records: records.length, selection: `first ${records.length} records in file order` },
     protocol: { name: o.protocol, batchSize: o.batchSize, totalEdits: o.edits, checkpoints: schedule, description: protocolDescription(o.protocol, o.checkpoints !== undefined) },
-    modes: { neighborhood: kind === "zsre" ? "ground truth (ZsRE)" : o.neighborhoodMode, success: "larger = p(new) > p(true); top = argmax", noise: "final, solver keys, request level, last edited layer" },
-    seeds: { session: o.seed },
+    modes: { ...(o.generation ? { fluency: "top-k 5, 100 tokens, one seeded generator per case", consistency: o.generation.tfidf ? "TF-IDF (reference vocabulary and idf)" : "off (no TF-IDF files)" } : {}), neighborhood: kind === "zsre" ? "ground truth (ZsRE)" : o.neighborhoodMode, success: "larger = p(new) > p(true); top = argmax", noise: "final, solver keys, request level, last edited layer" },
+    seeds: { session: o.seed, ...(o.generation ? { generation: o.generation.seed } : {}) },
     methods,
   };
   writeResultsJson(path.join(o.outDir, "results.json"), report);

@@ -8,6 +8,7 @@ import { loadDataset } from "../../eval/datasets/load.js";
 import type { DatasetKind } from "../../eval/datasets/record.js";
 import type { NeighborhoodMode } from "../../eval/metrics/counterfact.js";
 import type { Fact } from "../../eval/metrics/general.js";
+import { loadAttributeSnippets, loadTfidf, type AttributeSnippets, type TfidfModel } from "../../eval/metrics/consistency.js";
 import { renderSummaryTable } from "../../eval/report/table.js";
 import { resolveModelDir } from "../../model/hub.js";
 import { loadTokenizer } from "../../model/tokenizer.js";
@@ -36,6 +37,8 @@ export interface BenchInvocation {
   controlFacts?: string;
   json: boolean;
   title?: string;
+  fluency?: boolean;
+  tfidfDir?: string;
 }
 
 function inferKind(file: string): DatasetKind {
@@ -81,6 +84,7 @@ export async function invokeBench(inv: BenchInvocation, io: CliIO): Promise<numb
     overrides: inv.sets,
     secondMoments: (m, layers) => prepareSecondMoments(m, layers, inv.statsCorpus ? { corpus: inv.statsCorpus } : {}, log),
     ...(heldOut ? { heldOutText: heldOut } : {}),
+    ...(inv.fluency ? { generation: generationInputs(inv, log) } : {}),
     ...(facts ? { controlFacts: facts } : {}),
     codeVersion: packageVersion(),
     log: (m) => {
@@ -101,6 +105,16 @@ export async function invokeBench(inv: BenchInvocation, io: CliIO): Promise<numb
     io.out(`results: ${path.resolve(inv.out, "results.json")}\nreport:  ${path.resolve(inv.out, "report.html")}  (open it in a browser)\n`);
   }
   return 0;
+}
+
+function generationInputs(inv: BenchInvocation, log: (m: string) => void): { seed: number; tfidf?: TfidfModel; snippets?: AttributeSnippets } {
+  if (!inv.tfidfDir) return { seed: inv.seed };
+  const f = (n: string): string => path.join(inv.tfidfDir!, n);
+  for (const n of ["tfidf_vocab.json", "idf.npy", "attribute_snippets.json"]) {
+    if (!fs.existsSync(f(n))) throw new DeltaEditError("E_NOT_FOUND", `bench: --tfidf-dir ${inv.tfidfDir} has no ${n}`, { hint: "download tfidf_vocab.json, idf.npy and attribute_snippets.json (evaluation spec §1.1) into that directory" });
+  }
+  log("bench: loading TF-IDF model and attribute snippets for the consistency score");
+  return { seed: inv.seed, tfidf: loadTfidf(f("tfidf_vocab.json"), f("idf.npy")), snippets: loadAttributeSnippets(f("attribute_snippets.json")) };
 }
 
 function parseMethodSets(a: ParsedArgs): Partial<Record<MethodName, Record<string, unknown>>> {
@@ -134,7 +148,9 @@ export const command: CommandSpec = {
     "stats-corpus": { type: "string", description: "corpus for covariance statistics when none are shipped with the model", valueName: "FILE|DIR" },
     heldout: { type: "string", description: "held-out text (one document per line) for the perplexity check", valueName: "FILE" },
     "control-facts": { type: "string", description: "JSONL {prompt, subject, target} facts never edited (accuracy check)", valueName: "FILE" },
-    seed: { type: "number", description: "seed of every session", default: 0, valueName: "S" },
+    seed: { type: "number", description: "seed of every session (and of the fluency generations)", default: 0, valueName: "S" },
+    fluency: { type: "boolean", description: "also score fluency (n-gram entropy of 10 seeded generations per case; slow)" },
+    "tfidf-dir": { type: "string", description: "with --fluency: directory with tfidf_vocab.json, idf.npy, attribute_snippets.json for the consistency score", valueName: "DIR" },
     threads: { type: "number", description: "compute threads", valueName: "N" },
     json: { type: "boolean", description: "print results.json on stdout" },
   },
@@ -172,6 +188,9 @@ export const command: CommandSpec = {
     if (sc) inv.statsCorpus = sc;
     const ho = str(args, "heldout");
     if (ho) inv.heldOut = ho;
+    if (bool(args, "fluency")) inv.fluency = true;
+    const td = str(args, "tfidf-dir");
+    if (td) inv.tfidfDir = td;
     const cf = str(args, "control-facts");
     if (cf) inv.controlFacts = cf;
     return invokeBench(inv, io);

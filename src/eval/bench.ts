@@ -81,6 +81,7 @@ interface MethodState {
 }
 
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
+  if (o.records.length === 0) throw new DeltaEditError("E_ARG", `bench: the dataset ${o.datasetName} has no usable records (see the rejections above)`);
   if (o.records.length < o.edits) throw new DeltaEditError("E_ARG", `bench: the dataset has ${o.records.length} usable records, fewer than --edits ${o.edits}`);
   const records = o.records.slice(0, o.edits);
   // the session's stream positions are positions in this selection (records rejected at load time leave no gap)

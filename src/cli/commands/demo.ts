@@ -9,9 +9,9 @@ import { invokeBench } from "./bench.js";
 function packageRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
-    if (fs.existsSync(path.join(dir, "package.json")) && fs.existsSync(path.join(dir, "worlds"))) return dir;
+    if (fs.existsSync(path.join(dir, "package.json")) && fs.existsSync(path.join(dir, "binding.gyp"))) return dir;
     const up = path.dirname(dir);
-    if (up === dir) throw new DeltaEditError("E_NOT_FOUND", "demo: cannot find the package's worlds/ directory");
+    if (up === dir) throw new DeltaEditError("E_NOT_FOUND", "demo: cannot find the deltaedit package root");
     dir = up;
   }
 }
@@ -32,20 +32,30 @@ export const command: CommandSpec = {
   async run(args, io) {
     const root = packageRoot();
     const world = path.join(root, "worlds", DEMO_WORLD);
-    for (const f of ["config.json", "model.safetensors", "tokenizer.json", "world/edits.json"]) {
-      if (!fs.existsSync(path.join(world, f))) throw new DeltaEditError("E_NOT_FOUND", `demo: the bundled world is incomplete: ${path.join(world, f)} is missing`, { hint: "rebuild it with `deltaedit world train --out worlds/factworld-v1`" });
-    }
+    const worldReady = ["config.json", "model.safetensors", "tokenizer.json", "world/edits.json"].every((f) => fs.existsSync(path.join(world, f)));
     const out = str(args, "out")!;
     if (bool(args, "fresh")) fs.rmSync(out, { recursive: true, force: true });
-    const edits = num(args, "edits")!;
+    let edits = num(args, "edits")!;
+    let model = world;
+    let dataset = path.join(world, "world", "edits.json");
+    let statsCorpus: string | undefined;
+    if (!worldReady) {
+      // no trained world shipped: fall back to the bundled real model stories260k and its edit stream
+      model = path.join(root, "test", "fixtures", "models", "stories260k");
+      dataset = path.join(root, "test", "fixtures", "edits", "stories-mcf.json"); // tools/fixtures/make-stories-editset.mjs
+      statsCorpus = path.join(root, "test", "fixtures", "corpus", "stories.txt");
+      for (const f of [model, dataset, statsCorpus]) if (!fs.existsSync(f)) throw new DeltaEditError("E_NOT_FOUND", `demo: neither the fact world (${world}) nor the stories260k fixture (${f}) is available`, { hint: "build the world with `deltaedit world train --out worlds/factworld-v1`" });
+      edits = Math.min(edits, 288);
+      io.err(`demo: the fact world ${path.relative(process.cwd(), world) || world} is not built yet; using the bundled stories260k model and its 288-request edit stream instead (neighborhood scored against the unedited model's own continuations)\n`);
+    }
     const cps = [50, 100, 200, 300, 400, 500, 750, 1000, 1500, 2000, 2500, 3000].filter((n) => n < edits);
-    io.err(`demo: ${edits} sequential edits (batch 1) of the bundled fact world ${path.relative(process.cwd(), world) || world}, methods ${str(args, "methods")}; output in ${out}\n`);
+    io.err(`demo: ${edits} sequential edits (batch 1) with ${str(args, "methods")} on ${path.relative(process.cwd(), model) || model}; output in ${out}\n`);
     const facts = path.join(world, "world", "control-facts.jsonl");
-    const heldout = path.join(world, "world", "corpus-heldout.txt");
+    const heldout = worldReady ? path.join(world, "world", "corpus-heldout.txt") : (statsCorpus ?? "");
     return invokeBench(
       {
-        model: world,
-        dataset: path.join(world, "world", "edits.json"),
+        model,
+        dataset,
         kind: "mcf",
         methods: str(args, "methods")!.split(",").map((s) => s.trim()) as never,
         edits,
@@ -54,11 +64,12 @@ export const command: CommandSpec = {
         checkpoints: [...cps, edits],
         out,
         seed: 0,
-        neighborhood: "standard",
+        neighborhood: worldReady ? "standard" : "deltaedit",
         sets: {},
         json: bool(args, "json"),
+        ...(statsCorpus ? { statsCorpus } : {}),
         ...(fs.existsSync(heldout) ? { heldOut: heldout } : {}),
-        ...(fs.existsSync(facts) ? { controlFacts: facts } : {}),
+        ...(worldReady && fs.existsSync(facts) ? { controlFacts: facts } : {}),
       },
       io,
     );

@@ -16,6 +16,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandSpe
   undo: { summary: "subtract one recorded edit from a session", load: async () => (await import("./commands/undo.js")).command },
   export: { summary: "export a session's edited model (HF checkpoint or PEFT LoRA adapter)", load: async () => (await import("./commands/export.js")).command },
   demo: { summary: "compare MEMIT, AlphaEdit and DeltaEdit on the bundled fact world (no arguments needed)", load: async () => (await import("./commands/demo.js")).command },
+  world: { summary: "build and train the bundled fact world (knowledge base, corpus, tokenizer, model); world info", load: async () => (await import("./commands/world.js")).command },
   bench: { summary: "run methods on one edit stream and score them (table, results.json, HTML report)", load: async () => (await import("./commands/bench.js")).command },
 };
 

@@ -20,7 +20,7 @@
 import { DeltaEditError } from "../../errors.js";
 import { Rng } from "../../util/rng.js";
 import { checkOptionKeys } from "./_options.js";
-import { factsBySubject, type Fact, type KnowledgeBase, type Relation } from "./kb.js";
+import { factsBySubject, type Fact, type KnowledgeBase } from "./kb.js";
 import { fillerUnit, type FillerNames } from "./filler.js";
 import { fillTemplate } from "./relations.js";
 
@@ -34,6 +34,17 @@ export interface CorpusOptions {
   heldOutFraction?: number;
   /** Target sentences per document, inclusive range. Default [3, 8]. */
   docSentences?: readonly [number, number];
+  /**
+   * Additional training templates per relation id (same rules as `trainTemplates`: one "{}", the
+   * object follows). They are used exactly like the relation's own: each (fact, template) pair is
+   * stated `repeatsPerFact` times, and the held-out split draws from them too. Default none.
+   */
+  extraTemplates?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Additional filler: fixed units (one or more sentences, no facts), each filler unit drawn from
+   * `units` with probability `share` instead of from filler.ts (train and held-out). Default none.
+   */
+  extraFiller?: { readonly units: readonly (readonly string[])[]; readonly share: number };
 }
 
 export interface Corpus {
@@ -43,7 +54,7 @@ export interface Corpus {
 
 export const CORPUS_DEFAULTS = Object.freeze({ repeatsPerFact: 3, fillerRatio: 0.3, heldOutFraction: 0.02, docSentences: Object.freeze([3, 8] as const) });
 
-const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "fillerRatio", "heldOutFraction", "docSentences"];
+const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "fillerRatio", "heldOutFraction", "docSentences", "extraTemplates", "extraFiller"];
 
 /** The sentence stating `fact` through `template`. */
 export function factSentence(fact: Fact, template: string): string {
@@ -67,14 +78,25 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
   }
 
   const rng = new Rng(opts.seed);
-  const relById = new Map<string, Relation>(kb.relations.map((r) => [r.id, r]));
-  const templatesOf = (f: Fact): readonly string[] => relById.get(f.relationId)!.trainTemplates;
+  const extra = opts.extraTemplates ?? {};
+  for (const [id, ts] of Object.entries(extra)) {
+    if (!kb.relations.some((r) => r.id === id)) throw new DeltaEditError("E_ARG", `${fn}: option "extraTemplates" names relation "${id}", which is not in the knowledge base`);
+    for (const t of ts) if (t.split("{}").length !== 2) throw new DeltaEditError("E_ARG", `${fn}: extra template ${JSON.stringify(t)} of relation ${id} must contain exactly one "{}"`);
+  }
+  const allTemplates = new Map<string, readonly string[]>(kb.relations.map((r) => [r.id, [...r.trainTemplates, ...(extra[r.id] ?? [])]]));
+  const templatesOf = (f: Fact): readonly string[] => allTemplates.get(f.relationId)!;
   const names = fillerNames(kb);
+  const extraFiller = opts.extraFiller;
+  if (extraFiller !== undefined && (extraFiller.units.length === 0 || !(extraFiller.share >= 0 && extraFiller.share <= 1))) {
+    throw new DeltaEditError("E_ARG", `${fn}: option "extraFiller" needs at least one unit and a share in [0, 1], got ${extraFiller.units.length} units, share ${extraFiller.share}`);
+  }
+  const nextFiller = (): string[] =>
+    extraFiller !== undefined && rng.uniform() < extraFiller.share ? [...extraFiller.units[rng.int(extraFiller.units.length)]!] : fillerUnit(rng, names);
 
   // 1. fact units
   const units: string[][] = [];
   const bySubject = [...factsBySubject(kb).values()];
-  const rounds = Math.max(...kb.relations.map((r) => r.trainTemplates.length));
+  const rounds = Math.max(...[...allTemplates.values()].map((ts) => ts.length));
   let factSentences = 0;
   for (let r = 0; r < repeats; r++) {
     // perms[s][j]: template order for fact j of subject s in this repeat
@@ -98,7 +120,7 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
   const fillerTarget = Math.round((factSentences * fillerRatio) / (1 - fillerRatio));
   let trainSentences = factSentences;
   for (let n = 0; n < fillerTarget; ) {
-    const u = fillerUnit(rng, names);
+    const u = nextFiller();
     units.push(u);
     n += u.length;
     trainSentences += u.length;
@@ -113,7 +135,7 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
   for (let n = 0; n < heldOutTarget; ) {
     let u: string[];
     if (rng.uniform() < fillerRatio) {
-      u = fillerUnit(rng, names);
+      u = nextFiller();
     } else {
       const f = kb.facts[rng.int(kb.facts.length)]!;
       const ts = templatesOf(f);

@@ -1,0 +1,171 @@
+/**
+ * `deltaedit world train` and `deltaedit world info`: build and train the bundled fact world,
+ * and show the measured quality of a world directory.
+ */
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { DeltaEditError } from "../../errors.js";
+import type { WorldQuality } from "../../eval/world/trainworld.js";
+import type { TrainParams } from "../../model/train.js";
+import { bool, num, str, type CommandSpec, type ParsedArgs } from "../args.js";
+import { threadsOption } from "./_model.js";
+
+/** `deltaedit <version> (git <commit>[+dirty])`, best effort. */
+function codeVersion(): string {
+  let root = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(root, "package.json")) && path.dirname(root) !== root) root = path.dirname(root);
+  let version = "unknown";
+  try {
+    version = (JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { version: string }).version;
+  } catch {
+    /* not in a package */
+  }
+  let git = "";
+  try {
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: root, stdio: ["ignore", "pipe", "ignore"] }).toString().trim() !== "";
+    git = ` (git ${head}${dirty ? "+dirty" : ""})`;
+  } catch {
+    /* no git */
+  }
+  return `deltaedit ${version}${git}`;
+}
+
+function intArg(args: ParsedArgs, key: string, min: number): number | undefined {
+  const v = num(args, key);
+  if (v === undefined) return undefined;
+  if (!Number.isInteger(v) || v < min) throw new DeltaEditError("E_USAGE", `world train: --${key} must be an integer ≥ ${min}, got ${v}`);
+  return v;
+}
+
+export const trainCommand: CommandSpec = {
+  name: "world train",
+  summary: "build the fact world for a seed and train its model from scratch (CPU; resumable)",
+  usage: "deltaedit world train [--out DIR] [--seed S] [--steps N] [--lr X] [--resume] [--threads N] [--dtype F32|BF16] …",
+  options: {
+    out: { type: "string", description: "output directory (a Hugging Face model directory + world/)", default: "runs/factworld", valueName: "DIR" },
+    seed: { type: "number", description: "world seed (knowledge base, corpus, edits, init and data order derive from it)", default: 0, valueName: "S" },
+    steps: { type: "number", description: "optimizer steps (default 3600)", valueName: "N" },
+    lr: { type: "number", description: "peak learning rate (default 4e-3)", valueName: "X" },
+    "batch-size": { type: "number", description: "windows per micro-batch (default 8)", valueName: "B" },
+    "seq-len": { type: "number", description: "tokens per window (default 128)", valueName: "T" },
+    "grad-accum": { type: "number", description: "micro-batches per optimizer step (default 1)", valueName: "N" },
+    warmup: { type: "number", description: "linear warm-up steps (default 150)", valueName: "N" },
+    "eval-every": { type: "number", description: "held-out loss + fact-accuracy probe every N steps (default 400)", valueName: "N" },
+    "checkpoint-every": { type: "number", description: "checkpoint every N steps (default 50)", valueName: "N" },
+    resume: { type: "boolean", description: "continue from DIR/train-state (after a crash or kill)" },
+    "keep-checkpoints": { type: "boolean", description: "keep DIR/train-state after a successful run" },
+    dtype: { type: "string", description: "storage dtype of model.safetensors: F32 or BF16", default: "F32", valueName: "DTYPE" },
+    people: { type: "number", description: "people in the knowledge base (6 facts each; default 450)", valueName: "N" },
+    repeats: { type: "number", description: "statements of each (fact, training template) pair in the corpus (default 1)", valueName: "N" },
+    "filler-ratio": { type: "number", description: "fraction of filler sentences in the corpus (default 0.1)", valueName: "X" },
+    vocab: { type: "number", description: "tokenizer vocabulary size (default 4096)", valueName: "V" },
+    hidden: { type: "number", description: "model width C (default 256)", valueName: "C" },
+    layers: { type: "number", description: "transformer blocks (default 4)", valueName: "L" },
+    intermediate: { type: "number", description: "MLP width F (default 1024)", valueName: "F" },
+    "edit-count": { type: "number", description: "edit records written to world/edits.json (default 2000)", valueName: "N" },
+    "probe-facts": { type: "number", description: "facts sampled for the periodic accuracy probe (default 300)", valueName: "N" },
+    threads: threadsOption,
+  },
+  async run(args, io) {
+    const threads = num(args, "threads");
+    const ops = await import("../../kernels/ops.js");
+    if (threads !== undefined) ops.setThreads(threads);
+    const { trainWorld } = await import("../../eval/world/trainworld.js");
+    const dtype = str(args, "dtype")!.toUpperCase();
+    if (dtype !== "F32" && dtype !== "BF16") throw new DeltaEditError("E_USAGE", `world train: --dtype must be F32 or BF16, got ${dtype}`);
+    const train: Partial<TrainParams> = {};
+    const setTrain = <K extends keyof TrainParams>(k: K, v: TrainParams[K] | undefined): void => {
+      if (v !== undefined) train[k] = v;
+    };
+    setTrain("steps", intArg(args, "steps", 1));
+    setTrain("lr", num(args, "lr"));
+    setTrain("batchSize", intArg(args, "batch-size", 1));
+    setTrain("seqLen", intArg(args, "seq-len", 2));
+    setTrain("gradAccum", intArg(args, "grad-accum", 1));
+    setTrain("warmupSteps", intArg(args, "warmup", 0));
+    setTrain("evalEvery", intArg(args, "eval-every", 0));
+    setTrain("checkpointEvery", intArg(args, "checkpoint-every", 0));
+    const people = intArg(args, "people", 1);
+    const repeats = intArg(args, "repeats", 1);
+    const filler = num(args, "filler-ratio");
+    const vocab = intArg(args, "vocab", 257);
+    const hidden = intArg(args, "hidden", 2);
+    const layers = intArg(args, "layers", 1);
+    const intermediate = intArg(args, "intermediate", 1);
+    const editCount = intArg(args, "edit-count", 0);
+    const probeFacts = intArg(args, "probe-facts", 1);
+    const out = str(args, "out")!;
+    const t0 = performance.now();
+    const res = trainWorld({
+      out,
+      seed: intArg(args, "seed", 0)!,
+      world: {
+        ...(people !== undefined ? { kb: { people } } : {}),
+        ...(repeats !== undefined || filler !== undefined ? { corpus: { ...(repeats !== undefined ? { repeatsPerFact: repeats } : {}), ...(filler !== undefined ? { fillerRatio: filler } : {}) } } : {}),
+        ...(vocab !== undefined ? { vocabSize: vocab } : {}),
+        ...(editCount !== undefined ? { editCount } : {}),
+        model: { ...(hidden !== undefined ? { hiddenSize: hidden } : {}), ...(layers !== undefined ? { numLayers: layers } : {}), ...(intermediate !== undefined ? { intermediateSize: intermediate } : {}) },
+      },
+      train,
+      dtype,
+      resume: bool(args, "resume"),
+      keepCheckpoints: bool(args, "keep-checkpoints"),
+      ...(probeFacts !== undefined ? { probeFacts } : {}),
+      codeVersion: codeVersion(),
+      log: (m) => io.err(`[world ${((performance.now() - t0) / 1000).toFixed(0)}s] ${m}\n`),
+    });
+    if (res.quality) io.out(formatQuality(res.quality, res.out) + "\n");
+    return 0;
+  },
+};
+
+export const infoCommand: CommandSpec = {
+  name: "world info",
+  summary: "print the measured quality of a world directory (world/quality.json) as a table",
+  usage: "deltaedit world info --model DIR [--json]",
+  options: {
+    model: { type: "string", description: "world directory (holds world/quality.json)", required: true, valueName: "DIR" },
+    json: { type: "boolean", description: "print quality.json as is" },
+  },
+  async run(args, io) {
+    const dir = str(args, "model")!;
+    const file = path.join(dir, "world", "quality.json");
+    if (!fs.existsSync(file)) throw new DeltaEditError("E_NOT_FOUND", `${file}: not found`, { hint: "pass a directory written by `deltaedit world train`, e.g. worlds/factworld-v1" });
+    const text = fs.readFileSync(file, "utf8");
+    if (bool(args, "json")) {
+      io.out(text);
+      return 0;
+    }
+    io.out(formatQuality(JSON.parse(text) as WorldQuality, dir) + "\n");
+    return 0;
+  },
+};
+
+/** The quality record as an aligned two-column table plus per-relation accuracies. */
+export function formatQuality(q: WorldQuality, dir: string): string {
+  const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
+  const m = q.model;
+  const fa = q.factAccuracy;
+  const rows: [string, string][] = [
+    ["world", dir],
+    ["seed", String(q.seed)],
+    ["code", q.codeVersion],
+    ["model", `llama C=${m.hiddenSize} L=${m.numLayers} heads=${m.numHeads}/${m.numKvHeads} F=${m.intermediateSize} V=${m.vocabSize} (${m.parameters.toLocaleString("en-US")} params, ${m.dtype})`],
+    ["data", `${q.data.facts} facts over ${q.data.subjects} subjects, ${q.data.relations} relations; ${q.data.trainTokens.toLocaleString("en-US")} train tokens; ${q.data.editRecords} edit records`],
+    ["fact accuracy (training templates)", `${pct(fa.trainTemplates.accuracy)} (${fa.trainTemplates.correct}/${fa.trainTemplates.total})`],
+    ["fact accuracy (paraphrase templates)", `${pct(fa.heldOutTemplates.accuracy)} (${fa.heldOutTemplates.correct}/${fa.heldOutTemplates.total})`],
+    ["held-out perplexity", `${q.heldOut.perplexity.toFixed(3)} (loss ${q.heldOut.loss.toFixed(4)} nats over ${q.heldOut.tokens} tokens)`],
+    ["training", `${(q.training.seconds / 60).toFixed(1)} min on ${q.training.threads} threads, ${q.training.steps} steps × ${q.training.tokensPerStep} tokens`],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length)) + 2;
+  const lines = rows.map(([k, v]) => k.padEnd(w) + v);
+  lines.push("", "per relation".padEnd(w) + "training   paraphrase");
+  for (const [id, r] of Object.entries(fa.trainTemplates.byRelation)) {
+    const h = fa.heldOutTemplates.byRelation[id];
+    lines.push(`  ${id}`.padEnd(w) + pct(r.correct / r.total).padStart(8) + "   " + (h ? pct(h.correct / h.total).padStart(8) : "n/a"));
+  }
+  return lines.join("\n");
+}

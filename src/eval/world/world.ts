@@ -1,0 +1,183 @@
+/**
+ * The world builder: everything of the fact world that is derived from a seed, before training —
+ * knowledge base, corpus, tokenizer, edit set and the model configuration.
+ *
+ * Sub-seeds (all derived from the one world seed s, so a world is named by its seed):
+ *   knowledge base s · corpus s + 1 · edit set s + 2 · model initialisation s + 3 · data order s + 4.
+ *
+ * Defaults (the shipped factworld-v1; see docs/world.md for the reasoning):
+ *   3 160 facts (450 people × 6 + 60 cities + 80 companies × 2 + 120 bands × 2),
+ *   every fact stated once through each of its 16 training templates (4 of relations.ts +
+ *   12 of extratemplates.ts), 10 % filler sentences (30 % of them general-vocabulary sentences
+ *   of vocabulary.ts), byte-level BPE with 4 096 tokens,
+ *   Llama with C = 256, 4 blocks, 8 query / 4 key-value heads of 32, F = 1 024 (= 4C, as GPT-2),
+ *   128 positions, tied embeddings; 2 000 MultiCounterFact-format edit records.
+ */
+import { DeltaEditError } from "../../errors.js";
+import { parseModelConfig, type ModelConfig } from "../../model/config.js";
+import { checkOptionKeys } from "./_options.js";
+import { ENDOFTEXT, trainBpe, type BpeModel } from "./bpe.js";
+import { buildCorpus, type Corpus, type CorpusOptions } from "./corpus.js";
+import { buildEditSet, type EditRecord } from "./editset.js";
+import { BpeEncoder } from "./encoder.js";
+import { EXTRA_TRAIN_TEMPLATES } from "./extratemplates.js";
+import { VOCABULARY_SHARE, VOCABULARY_UNITS } from "./vocabulary.js";
+import { buildKnowledgeBase, type KnowledgeBase, type KnowledgeBaseOptions } from "./kb.js";
+
+/** Architecture of the world model (Llama family; written to config.json). */
+export interface WorldModelOptions {
+  /** Residual width C. */
+  hiddenSize: number;
+  /** Number of transformer blocks L. */
+  numLayers: number;
+  /** Query heads NH. */
+  numHeads: number;
+  /** Key/value heads NKV (grouped-query attention; divides numHeads). */
+  numKvHeads: number;
+  /** MLP inner width F (= key width of the edited down projection). */
+  intermediateSize: number;
+  /** Longest sequence (RoPE table size; training windows must fit). */
+  maxPositions: number;
+  /** RoPE base θ. */
+  ropeTheta: number;
+  /** RMSNorm ε. */
+  rmsNormEps: number;
+}
+
+export interface WorldOptions {
+  seed: number;
+  /** Subject counts of the knowledge base. */
+  kb?: Omit<KnowledgeBaseOptions, "seed">;
+  /** Corpus options (extraTemplates defaults to EXTRA_TRAIN_TEMPLATES and extraFiller to the
+   * vocabulary units of vocabulary.ts; pass `{}` / `undefined` explicitly to drop them). */
+  corpus?: Omit<CorpusOptions, "seed">;
+  /** Tokenizer vocabulary size (special token included). */
+  vocabSize?: number;
+  /** Number of edit records in world/edits.json. */
+  editCount?: number;
+  /** Neighborhood / attribute prompts per edit record. */
+  maxNeighbors?: number;
+  model?: Partial<WorldModelOptions>;
+}
+
+export const WORLD_DEFAULTS = Object.freeze({
+  kb: Object.freeze({ people: 450, cities: 60, companies: 80, bands: 120 }),
+  corpus: Object.freeze({ repeatsPerFact: 1, fillerRatio: 0.1, heldOutFraction: 0.02 }),
+  vocabSize: 4096,
+  editCount: 2000,
+  maxNeighbors: 10,
+  model: Object.freeze({
+    hiddenSize: 256,
+    numLayers: 4,
+    numHeads: 8,
+    numKvHeads: 4,
+    intermediateSize: 1024,
+    maxPositions: 128,
+    ropeTheta: 10000,
+    rmsNormEps: 1e-5,
+  } satisfies WorldModelOptions),
+});
+
+const OPTION_KEYS: readonly string[] = ["seed", "kb", "corpus", "vocabSize", "editCount", "maxNeighbors", "model"];
+const MODEL_KEYS: readonly string[] = Object.keys(WORLD_DEFAULTS.model);
+
+/** Seed offsets of the world's random streams (see the file comment). */
+export const SUB_SEEDS = Object.freeze({ kb: 0, corpus: 1, edits: 2, init: 3, data: 4 });
+
+export interface World {
+  readonly seed: number;
+  readonly kb: KnowledgeBase;
+  readonly corpus: Corpus;
+  readonly bpe: BpeModel;
+  readonly encoder: BpeEncoder;
+  readonly edits: EditRecord[];
+  readonly eotId: number; // id of <|endoftext|>: BOS, EOS and padding
+  readonly configJson: Record<string, unknown>; // config.json
+  readonly config: ModelConfig;
+  /** The options with every default filled in (recorded in quality.json). */
+  readonly resolved: Required<Omit<WorldOptions, "model" | "corpus" | "kb">> & { kb: Omit<KnowledgeBaseOptions, "seed">; corpus: Omit<CorpusOptions, "seed">; model: WorldModelOptions };
+}
+
+/** Build the world. Deterministic for a seed; throws `E_ARG` on bad options. */
+export function buildWorld(opts: WorldOptions, log?: (msg: string) => void): World {
+  const fn = "buildWorld";
+  checkOptionKeys(fn, opts, OPTION_KEYS);
+  checkOptionKeys(`${fn} model`, opts.model ?? {}, MODEL_KEYS);
+  if (!Number.isInteger(opts.seed) || opts.seed < 0) throw new DeltaEditError("E_ARG", `${fn}: option "seed" must be a non-negative integer, got ${opts.seed}`);
+  const seed = opts.seed;
+  const kbOpts = { ...WORLD_DEFAULTS.kb, ...opts.kb };
+  const corpusOpts: Omit<CorpusOptions, "seed"> = {
+    ...WORLD_DEFAULTS.corpus,
+    extraTemplates: EXTRA_TRAIN_TEMPLATES,
+    extraFiller: { units: VOCABULARY_UNITS, share: VOCABULARY_SHARE },
+    ...opts.corpus,
+  };
+  const model: WorldModelOptions = { ...WORLD_DEFAULTS.model, ...opts.model };
+  const vocabSize = opts.vocabSize ?? WORLD_DEFAULTS.vocabSize;
+  const editCount = opts.editCount ?? WORLD_DEFAULTS.editCount;
+  const maxNeighbors = opts.maxNeighbors ?? WORLD_DEFAULTS.maxNeighbors;
+
+  const kb = buildKnowledgeBase({ seed: seed + SUB_SEEDS.kb, ...kbOpts });
+  const corpus = buildCorpus(kb, { seed: seed + SUB_SEEDS.corpus, ...corpusOpts });
+  log?.(`world: ${kb.subjects.length} subjects, ${kb.facts.length} facts, corpus ${corpus.train.length} train / ${corpus.heldOut.length} held-out documents`);
+  const bpe = trainBpe(corpus.train, { vocabSize, specialTokens: [ENDOFTEXT], ...(log ? { log } : {}) });
+  const encoder = new BpeEncoder(bpe);
+  const eotId = bpe.tokens.indexOf(ENDOFTEXT);
+  const edits = buildEditSet(kb, { seed: seed + SUB_SEEDS.edits, count: Math.min(editCount, kb.facts.length), maxNeighbors });
+  const configJson = llamaConfigJson(model, bpe.tokens.length, eotId);
+  const config = parseModelConfig(configJson, "world config");
+  return {
+    seed,
+    kb,
+    corpus,
+    bpe,
+    encoder,
+    edits,
+    eotId,
+    configJson,
+    config,
+    resolved: { seed, kb: kbOpts, corpus: corpusOpts, vocabSize, editCount, maxNeighbors, model },
+  };
+}
+
+/** A Hugging Face LlamaForCausalLM config.json object for the world model. */
+export function llamaConfigJson(m: WorldModelOptions, vocabSize: number, eotId: number): Record<string, unknown> {
+  if (m.hiddenSize % m.numHeads !== 0) throw new DeltaEditError("E_ARG", `world model: hiddenSize ${m.hiddenSize} is not divisible by numHeads ${m.numHeads}`);
+  return {
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    vocab_size: vocabSize,
+    hidden_size: m.hiddenSize,
+    intermediate_size: m.intermediateSize,
+    num_hidden_layers: m.numLayers,
+    num_attention_heads: m.numHeads,
+    num_key_value_heads: m.numKvHeads,
+    head_dim: m.hiddenSize / m.numHeads,
+    max_position_embeddings: m.maxPositions,
+    rms_norm_eps: m.rmsNormEps,
+    rope_theta: m.ropeTheta,
+    rope_scaling: null,
+    hidden_act: "silu",
+    attention_bias: false,
+    attention_dropout: 0,
+    mlp_bias: false,
+    tie_word_embeddings: true,
+    initializer_range: 0.02,
+    bos_token_id: eotId,
+    eos_token_id: eotId,
+    pad_token_id: eotId,
+    torch_dtype: "float32",
+    use_cache: true,
+  };
+}
+
+/** One token stream of documents, each preceded by <|endoftext|>, and a final <|endoftext|>. */
+export function tokenStream(docs: readonly string[], encoder: BpeEncoder, eotId: number): Int32Array {
+  const ids: number[] = [];
+  for (const d of docs) {
+    ids.push(eotId);
+    for (const t of encoder.encode(d)) ids.push(t);
+  }
+  ids.push(eotId);
+  return Int32Array.from(ids);
+}

@@ -1,0 +1,143 @@
+/**
+ * The world builder and the shipped world:
+ * - buildWorld is deterministic for a seed (tiny settings) and differs across seeds;
+ * - the extra training templates keep every paraphrase (held-out) template unseen;
+ * - trainWorld writes a loadable Hugging Face Llama directory with the world files (tiny run);
+ * - the shipped model in worlds/factworld-v1 answers a sample of 50 facts (skipped, with a
+ *   message, only while that directory does not exist).
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { test } from "node:test";
+import { factAccuracy } from "../../../src/eval/world/accuracy.js";
+import { EXTRA_TRAIN_TEMPLATES } from "../../../src/eval/world/extratemplates.js";
+import type { KnowledgeBase } from "../../../src/eval/world/kb.js";
+import { RELATION_SPECS } from "../../../src/eval/world/relations.js";
+import { VOCABULARY_UNITS } from "../../../src/eval/world/vocabulary.js";
+import { trainWorld } from "../../../src/eval/world/trainworld.js";
+import { buildWorld, type WorldOptions } from "../../../src/eval/world/world.js";
+import { generate } from "../../../src/model/generate.js";
+import { LanguageModel } from "../../../src/model/model.js";
+import { Rng } from "../../../src/util/rng.js";
+import { repoRoot } from "../../helpers/paths.js";
+
+const TINY: Omit<WorldOptions, "seed"> = {
+  kb: { people: 12, cities: 4, companies: 3, bands: 3 },
+  vocabSize: 400,
+  editCount: 10,
+  model: { hiddenSize: 16, numLayers: 1, numHeads: 2, numKvHeads: 1, intermediateSize: 32, maxPositions: 64 },
+};
+
+test("buildWorld: deterministic for a seed, different for another seed", () => {
+  const a = buildWorld({ seed: 3, ...TINY });
+  const b = buildWorld({ seed: 3, ...TINY });
+  const strip = (w: typeof a) => ({ kb: w.kb, corpus: w.corpus, bpe: w.bpe, edits: w.edits, configJson: w.configJson, resolved: w.resolved });
+  assert.deepEqual(strip(a), strip(b));
+  const c = buildWorld({ seed: 4, ...TINY });
+  assert.notDeepEqual(c.kb.facts, a.kb.facts);
+  assert.notDeepEqual(c.corpus.train, a.corpus.train);
+  // config.json: a tied Llama whose BOS/EOS/pad is <|endoftext|>
+  assert.equal(a.configJson["model_type"], "llama");
+  assert.equal(a.configJson["tie_word_embeddings"], true);
+  assert.equal(a.configJson["bos_token_id"], a.eotId);
+  assert.equal(a.configJson["eos_token_id"], a.eotId);
+  assert.equal(a.bpe.tokens[a.eotId], "<|endoftext|>");
+  assert.equal(a.config.vocabSize, a.bpe.tokens.length);
+  assert.throws(() => buildWorld({ seed: 1, ...TINY, model: { hidenSize: 8 } as never }), /unknown option "hidenSize"/);
+});
+
+/** The longest static piece of a template around its "{}" (as in corpus.test.ts). */
+function longestFragment(template: string): string {
+  const [x, y] = template.split("{}") as [string, string];
+  return x.trim().length >= y.trim().length ? x : y;
+}
+
+test("extra templates and vocabulary filler: well-formed, and no paraphrase template or fragment leaks into the corpus", () => {
+  for (const spec of RELATION_SPECS) {
+    const extra = EXTRA_TRAIN_TEMPLATES[spec.id];
+    assert.ok(extra !== undefined && extra.length >= 4, `${spec.id} has extra templates`);
+    for (const t of extra) {
+      assert.equal(t.split("{}").length, 2, `"${t}" has exactly one {}`);
+      assert.ok(!/\s$/.test(t) && !/\.$/.test(t), `"${t}" ends right before the object`);
+      assert.ok(!spec.trainTemplates.includes(t), `"${t}" duplicates a training template`);
+    }
+  }
+  // no template of a subject kind is a proper prefix of another ("{} was born in" → the object, not "the")
+  for (const kind of ["person", "city", "company", "band"]) {
+    const ts = RELATION_SPECS.filter((r) => r.subjectKind === kind).flatMap((r) => [...r.trainTemplates, ...(EXTRA_TRAIN_TEMPLATES[r.id] ?? [])].map((t) => ({ t, id: r.id })));
+    for (const a of ts) for (const b of ts) assert.ok(a === b || !(b.t + " ").startsWith(a.t + " "), `${a.id} "${a.t}" is a prefix of ${b.id} "${b.t}"`);
+  }
+  const all = Object.values(EXTRA_TRAIN_TEMPLATES).flat();
+  for (const spec of RELATION_SPECS) {
+    for (const h of spec.heldOutTemplates) {
+      const frag = longestFragment(h).trim();
+      for (const t of all) assert.ok(!t.includes(frag), `extra template "${t}" contains "${frag}" of paraphrase template "${h}"`);
+    }
+  }
+  for (const u of VOCABULARY_UNITS) {
+    for (const sentence of u) {
+      assert.ok(!sentence.includes(" in the "), `vocabulary sentence "${sentence}" uses "in the"`);
+      for (const spec of RELATION_SPECS) for (const h of spec.heldOutTemplates) assert.ok(!sentence.includes(longestFragment(h).trim()), `vocabulary sentence "${sentence}" contains a fragment of "${h}"`);
+    }
+  }
+  const w = buildWorld({ seed: 0 }); // the shipped world's corpus
+  const train = w.corpus.train.join("\n");
+  for (const r of w.kb.relations) {
+    for (const h of r.heldOutTemplates) assert.ok(!train.includes(longestFragment(h)), `${r.id}: paraphrase fragment of "${h}" occurs in the corpus`);
+  }
+  const f = w.kb.facts.find((x) => x.relationId === "P103")!;
+  assert.ok(train.includes(`${f.subject} learned to talk in ${f.object.str}.`), "the corpus states facts through the extra templates");
+});
+
+test("trainWorld: writes a loadable Hugging Face Llama directory with the world files (tiny run)", async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), "deltaedit-world-"));
+  try {
+    const res = trainWorld({ out, seed: 2, world: TINY, train: { steps: 3, batchSize: 2, seqLen: 16, warmupSteps: 1, evalEvery: 0, checkpointEvery: 2 }, probeFacts: 5, codeVersion: "test" });
+    assert.equal(res.stopped, false);
+    for (const f of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json", "world/kb.json", "world/edits.json", "world/corpus-heldout.txt", "world/quality.json"]) {
+      assert.ok(fs.existsSync(path.join(out, f)), `${f} written`);
+    }
+    assert.ok(!fs.existsSync(path.join(out, "train-state")), "checkpoints removed after a successful run");
+    const q = JSON.parse(fs.readFileSync(path.join(out, "world", "quality.json"), "utf8"));
+    assert.equal(q.format, "deltaedit-world-quality");
+    assert.equal(q.training.steps, 3);
+    assert.equal(q.factAccuracy.trainTemplates.total, q.data.facts * 4);
+    assert.ok(Number.isFinite(q.heldOut.perplexity));
+    const edits = JSON.parse(fs.readFileSync(path.join(out, "world", "edits.json"), "utf8"));
+    assert.equal(edits.length, 10);
+    assert.ok(typeof edits[0].requested_rewrite.target_new.str === "string");
+    const model = await LanguageModel.load(out);
+    assert.equal(model.config.tieWordEmbeddings, true);
+    assert.equal(model.tokenizer!.eosTokenId, model.config.eosTokenId);
+    assert.equal(model.tokenizer!.addsBos, true, "the tokenizer prepends <|endoftext|> as BOS");
+    assert.equal(model.tokenizer!.bosTokenId, model.config.bosTokenId);
+    const w = buildWorld({ seed: 2, ...TINY });
+    const text = "Some text, with 12 numbers.";
+    assert.deepEqual(model.tokenizer!.encode(text), [w.eotId, ...w.encoder.encode(text)], "HF tokenizer = BOS + reference encoder");
+    assert.equal(model.tokenizer!.decode(model.tokenizer!.encode(text, { addSpecialTokens: false })), text);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
+
+const SHIPPED = path.join(repoRoot(), "worlds", "factworld-v1");
+
+test("shipped world: the model answers a sample of 50 facts", { skip: fs.existsSync(path.join(SHIPPED, "model.safetensors")) ? false : `worlds/factworld-v1 does not exist yet (produce it with: deltaedit world train --out worlds/factworld-v1)` }, async () => {
+  const model = await LanguageModel.load(SHIPPED);
+  const tok = model.tokenizer!;
+  const kb = JSON.parse(fs.readFileSync(path.join(SHIPPED, "world", "kb.json"), "utf8")) as KnowledgeBase;
+  const idx = new Rng(1234).shuffle(kb.facts.map((_, i) => i)).slice(0, 50);
+  const sample = idx.map((i) => kb.facts[i]!);
+  const encode = (s: string): number[] => tok.encode(s, { addSpecialTokens: false });
+  // the first training template of each relation: ≥ 48 of 50 (the model is ≥ 95 % right on all facts)
+  const acc = factAccuracy(model, kb, sample, "train", encode, { maxTemplates: 1, bos: tok.addsBos ? tok.bosTokenId : null });
+  assert.ok(acc.correct >= 48, `${acc.correct}/50 facts answered correctly (training template)`);
+  // and as a person would see it: greedy generation of the object after a prompt
+  const f = sample.find((x) => x.relationId === "P103")!;
+  const rel = kb.relations.find((r) => r.id === "P103")!;
+  const prompt = rel.trainTemplates[0]!.replace("{}", f.subject);
+  const [gen] = generate(model, [tok.encode(prompt)], { maxNewTokens: 3 });
+  assert.ok(tok.decode(gen!).startsWith(" " + f.object.str), `"${prompt}" → "${tok.decode(gen!)}", expected " ${f.object.str}"`);
+});

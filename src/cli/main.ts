@@ -7,7 +7,7 @@ import { DeltaEditError } from "../errors.js";
 import { helpText, parseArgs, type CliIO, type CommandSpec } from "./args.js";
 import { packageVersion } from "./version.js";
 
-const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandSpec> }> = {
+const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandSpec>; sub?: Record<string, () => Promise<CommandSpec>> }> = {
   tokenize: { summary: "print the token ids of a text", load: async () => (await import("./commands/tokenize.js")).command },
   logits: { summary: "print next-token logits for every input position (teacher forcing)", load: async () => (await import("./commands/logits.js")).command },
   generate: { summary: "generate text (greedy or seeded top-k) with a KV cache", load: async () => (await import("./commands/generate.js")).command },
@@ -16,7 +16,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandSpe
   undo: { summary: "subtract one recorded edit from a session", load: async () => (await import("./commands/undo.js")).command },
   export: { summary: "export a session's edited model (HF checkpoint or PEFT LoRA adapter)", load: async () => (await import("./commands/export.js")).command },
   demo: { summary: "compare MEMIT, AlphaEdit and DeltaEdit on the bundled fact world (no arguments needed)", load: async () => (await import("./commands/demo.js")).command },
-  world: { summary: "build and train the bundled fact world (knowledge base, corpus, tokenizer, model); world info", load: async () => (await import("./commands/world.js")).command },
+  world: { summary: "world train: build and train the bundled fact world; world info: its measured quality", load: async () => (await import("./commands/world.js")).trainCommand, sub: { train: async () => (await import("./commands/world.js")).trainCommand, info: async () => (await import("./commands/world.js")).infoCommand } },
   bench: { summary: "run methods on one edit stream and score them (table, results.json, HTML report)", load: async () => (await import("./commands/bench.js")).command },
 };
 
@@ -54,8 +54,19 @@ export async function main(argv: string[], io: CliIO = defaultIO()): Promise<num
       io.err(`deltaedit: unknown command "${name}"\n\n${mainHelp()}\n`);
       return 2;
     }
-    const cmd = await entry.load();
-    const args = parseArgs(cmd, rest);
+    let argv2 = rest;
+    let cmd: CommandSpec;
+    if (entry.sub) {
+      const subName = rest[0];
+      const load = subName !== undefined ? entry.sub[subName] : undefined;
+      if (!load) {
+        io.err(`deltaedit ${name}: expected a subcommand: ${Object.keys(entry.sub).join(", ")}\n`);
+        return 2;
+      }
+      cmd = await load();
+      argv2 = rest.slice(1);
+    } else cmd = await entry.load();
+    const args = parseArgs(cmd, argv2);
     if (args === "help") {
       io.out(helpText(cmd) + "\n");
       return 0;

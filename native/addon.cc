@@ -16,6 +16,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       // threads.cc
       {"setThreads", SetThreads},
       {"getThreads", GetThreads},
+      {"setKernelThreads", SetKernelThreads},
+      {"getKernelThreads", GetKernelThreads},
       {"blasInfo", BlasInfo},
       // blas.cc
       {"gemm", Gemm},

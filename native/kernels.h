@@ -12,6 +12,8 @@ namespace deltaedit {
 // threads.cc
 Napi::Value SetThreads(const Napi::CallbackInfo& info);
 Napi::Value GetThreads(const Napi::CallbackInfo& info);
+Napi::Value SetKernelThreads(const Napi::CallbackInfo& info);
+Napi::Value GetKernelThreads(const Napi::CallbackInfo& info);
 Napi::Value BlasInfo(const Napi::CallbackInfo& info);
 // Work below this many scalar operations runs on the calling thread only. Results never depend
 // on this choice: every parallel loop partitions independent rows/columns/(batch, head) pairs.

@@ -46,7 +46,7 @@ export async function main(argv: string[], io: CliIO = defaultIO()): Promise<num
     if (name === "--version" || name === "-v") {
       const ops = await import("../kernels/ops.js");
       const info = ops.blasInfo();
-      io.out(`deltaedit ${packageVersion()}\nnode ${process.version}\nblas: ${info.library} (${info.config})\nkernel: ${info.coreName} (OPENBLAS_CORETYPE ${info.coreTypeSource === "env" ? "from the environment" : info.coreTypeSource === "auto" ? "chosen from CPU features" : "left to OpenBLAS"})\nthreads: ${info.threads}\n`);
+      io.out(`deltaedit ${packageVersion()}\nnode ${process.version}\nblas: ${info.library} (${info.config})\nkernel: ${info.coreName} (OPENBLAS_CORETYPE ${info.coreTypeSource === "env" ? "from the environment" : info.coreTypeSource === "auto" ? "chosen from CPU features" : "left to OpenBLAS"})\nthreads: ${info.threads} (BLAS), ${info.kernelThreads} (fused kernels)\n`);
       return 0;
     }
     const entry = COMMANDS[name];

@@ -34,7 +34,9 @@ type FF = Float32Array | Float64Array;
 export interface NativeAddon {
   setThreads(n: number): void;
   getThreads(): number;
-  blasInfo(): { config: string; coreName: string; blasThreads: number; threads: number };
+  setKernelThreads(n: number): void;
+  getKernelThreads(): number;
+  blasInfo(): { config: string; coreName: string; blasThreads: number; threads: number; kernelThreads: number };
   /** C = alpha op(A) op(B) + beta C, `batch` times with element strides. */
   gemm(a: FF, b: FF, c: FF, m: number, n: number, k: number, transA: boolean, transB: boolean, alpha: number, beta: number,
     lda: number, ldb: number, ldc: number, batch: number, strideA: number, strideB: number, strideC: number): void;
@@ -172,6 +174,10 @@ export function loadNative(): LoadedNative {
   if (process.env["GOMP_SPINCOUNT"] === undefined && process.env["OMP_WAIT_POLICY"] === undefined) {
     process.env["GOMP_SPINCOUNT"] = OMP_SPIN_DEFAULT;
   }
+  // The fused kernels run on one thread unless OMP_NUM_THREADS says otherwise: they are small and
+  // memory-bound, and on a few cores their OpenMP workers fight OpenBLAS's spinning workers
+  // (measured on 2 cores: a GPT-2-small target-vector step 375 ms with 2 kernel threads, 215 ms with 1).
+  if (process.env["OMP_NUM_THREADS"] === undefined) process.env["OMP_NUM_THREADS"] = "1";
   const root = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
   const require = createRequire(import.meta.url);
   const tried: string[] = [];

@@ -127,19 +127,32 @@ export function getThreads(): number {
   return native().getThreads();
 }
 
+/** Threads of the fused (OpenMP) kernels; default 1 (or OMP_NUM_THREADS), see kernels/native.ts. */
+export function setKernelThreads(n: number): void {
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 1024) {
+    throw argError("setKernelThreads", "n", `expected an integer in [1, 1024], got ${describe(n)}`);
+  }
+  native().setKernelThreads(n);
+}
+
+export function getKernelThreads(): number {
+  return native().getKernelThreads();
+}
+
 export interface BlasInfo {
   library: string; // e.g. "OpenBLAS 0.3.21"
   config: string; // openblas_get_config()
   coreName: string; // openblas_get_corename()
   coreTypeSource: CoreTypeSource;
-  threads: number;
+  threads: number; // OpenBLAS threads
+  kernelThreads: number; // fused-kernel (OpenMP) threads
 }
 
 export function blasInfo(): BlasInfo {
   const { addon, coreTypeSource } = loadNative();
   const raw = addon.blasInfo();
   const library = raw.config.split(/\s+/).slice(0, 2).join(" ") || "unknown";
-  return { library, config: raw.config, coreName: raw.coreName, coreTypeSource, threads: raw.threads };
+  return { library, config: raw.config, coreName: raw.coreName, coreTypeSource, threads: raw.threads, kernelThreads: raw.kernelThreads };
 }
 
 // ---------------------------------------------------------------------------------------------

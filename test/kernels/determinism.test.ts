@@ -82,12 +82,20 @@ function blasRuns(): Record<string, Run> {
 
 describe("determinism", () => {
   const initial = ops.getThreads();
-  after(() => ops.setThreads(initial));
+  const initialKernel = ops.getKernelThreads();
+  const both = (n: number): void => {
+    ops.setThreads(n);
+    ops.setKernelThreads(n);
+  };
+  after(() => {
+    ops.setThreads(initial);
+    ops.setKernelThreads(initialKernel);
+  });
 
   for (const [name, run] of Object.entries({ ...fusedRuns(), ...blasRuns() })) {
     it(`${name}: bit-identical run to run at 1 and at 2 threads`, () => {
       for (const threads of [1, 2]) {
-        ops.setThreads(threads);
+        both(threads);
         const r1 = run(), r2 = run();
         r1.forEach((x, i) => assertBitIdentical(x, r2[i]!, `${name} output ${i} (threads=${threads})`));
       }
@@ -95,9 +103,9 @@ describe("determinism", () => {
   }
   for (const [name, run] of Object.entries(fusedRuns())) {
     it(`${name}: bit-identical between 1 and 2 threads`, () => {
-      ops.setThreads(1);
+      both(1);
       const r1 = run();
-      ops.setThreads(2);
+      both(2);
       const r2 = run();
       r1.forEach((x, i) => assertBitIdentical(x, r2[i]!, `${name} output ${i}`));
     });
@@ -107,5 +115,8 @@ describe("determinism", () => {
     if (ops.getThreads() !== 2) throw new Error(`getThreads() = ${ops.getThreads()} after setThreads(2)`);
     ops.setThreads(1);
     if (ops.getThreads() !== 1) throw new Error(`getThreads() = ${ops.getThreads()} after setThreads(1)`);
+    ops.setKernelThreads(2);
+    if (ops.getKernelThreads() !== 2) throw new Error(`getKernelThreads() = ${ops.getKernelThreads()} after setKernelThreads(2)`);
+    ops.setKernelThreads(initialKernel);
   });
 });

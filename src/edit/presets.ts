@@ -119,6 +119,21 @@ export const PRESETS: readonly Preset[] = [
       ft: { layers: [0], normConstraint: 5e-3 },
     },
   },
+  {
+    name: "factworld",
+    description: "provisional, for the fact world under development (Llama, 4 blocks, d 256, d_ff 1024): edit layers 0–1, z-layer 1 (measured on a candidate model: a vector injected at the subject's last token changes the answer's logits after blocks 0–1 but not after block 2), lr 2 (one request: target probability after 20 steps 0.03 at lr 0.5 on layer 1, 0.88 at lr 2)",
+    numLayers: 4,
+    hidden: 256,
+    methods: {
+      deltaedit: memitFamily([0, 1], 3, { lr: 2, l2: 1 }),
+      alphaedit: memitFamily([0, 1], 3, { lr: 2, l2: 1 }),
+      memit: memitFamily([0, 1], 3, { lr: 2, mom2UpdateWeight: 1000 }),
+      prune: memitFamily([0, 1], 3, { lr: 2, mom2UpdateWeight: 1000 }),
+      rect: memitFamily([0, 1], 3, { lr: 2, mom2UpdateWeight: 1000 }),
+      rome: { layer: 1, lossLayer: 3, lr: 2, mom2Adjustment: true },
+      ft: { layers: [1], normConstraint: 5e-3 },
+    },
+  },
 ];
 
 export function presetByName(name: string): Preset {

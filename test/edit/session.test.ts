@@ -93,7 +93,7 @@ test("one DeltaEdit edit makes the new target the top prediction (stories260k)",
 });
 
 test("resume after kill -9 ends bit-identical to an uninterrupted run; undo is exact; exports reload", async () => {
-  const limit = 10;
+  const limit = 24;
   const a = path.join(tmp, "A");
   const ra = await cli(editArgs(a, limit));
   assert.equal(ra.code, 0, ra.err);
@@ -102,13 +102,14 @@ test("resume after kill -9 ends bit-identical to an uninterrupted run; undo is e
   const b = path.join(tmp, "B");
   const child = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "helpers", "cli-child.js");
   const journalLines = (): number => (fs.existsSync(path.join(b, "journal.jsonl")) ? fs.readFileSync(path.join(b, "journal.jsonl"), "utf8").split("\n").length - 1 : 0);
-  for (const [killAt, extra] of [[3, []], [6, ["--resume"]]] as const) {
+  for (const [killAt, extra] of [[3, []], [8, ["--resume"]]] as const) {
     const p = spawn(process.execPath, [child, ...editArgs(b, limit, [...extra])], { env: process.env, stdio: "ignore" });
+    const exited = new Promise((r) => p.once("exit", r)); // attached at once: an early exit is not missed
     const t0 = Date.now();
-    while (journalLines() < killAt && Date.now() - t0 < 60_000 && p.exitCode === null) await new Promise((r) => setTimeout(r, 20));
-    await new Promise((r) => setTimeout(r, 37 * killAt)); // land somewhere inside the next batch
+    while (journalLines() < killAt && Date.now() - t0 < 60_000 && p.exitCode === null) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 7 * killAt)); // land somewhere inside the next batch
     p.kill("SIGKILL");
-    await new Promise((r) => p.once("exit", r));
+    await exited;
   }
   assert.ok(journalLines() < limit, "the child was killed before finishing");
   const rb = await cli(editArgs(b, limit, ["--resume"]));

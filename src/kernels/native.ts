@@ -177,7 +177,9 @@ export function loadNative(): LoadedNative {
   // The fused kernels run on one thread unless OMP_NUM_THREADS says otherwise: they are small and
   // memory-bound, and on a few cores their OpenMP workers fight OpenBLAS's spinning workers
   // (measured on 2 cores: a GPT-2-small target-vector step 375 ms with 2 kernel threads, 215 ms with 1).
-  if (process.env["OMP_NUM_THREADS"] === undefined) process.env["OMP_NUM_THREADS"] = "1";
+  // Set through the addon after loading, not through OMP_NUM_THREADS: OpenBLAS reads that variable
+  // too and would drop to one BLAS thread.
+  const oneKernelThread = process.env["OMP_NUM_THREADS"] === undefined;
   const root = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
   const require = createRequire(import.meta.url);
   const tried: string[] = [];
@@ -189,6 +191,7 @@ export function loadNative(): LoadedNative {
     try {
       const raw = require(path) as Record<string, unknown>;
       loaded = { addon: wrapErrors(raw), path, coreTypeSource: choice.source };
+      if (oneKernelThread) loaded.addon.setKernelThreads(1);
       return loaded;
     } catch (e) {
       tried.push(`  ${path}: ${(e as Error).message.split("\n")[0]}`);

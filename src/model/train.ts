@@ -255,7 +255,7 @@ export function train(model: LanguageModel, data: TrainData, params: Partial<Tra
     history = (json.run["history"] as EvalRecord[] | undefined) ?? [];
     priorSeconds = Number(json.run["trainSeconds"] ?? 0);
     resumedFrom = json.step;
-    log(`resumed from ${ckptDir} at step ${json.step} (epoch ${json.sampler.epoch}, window ${json.sampler.cursor})`);
+    log(`resumed from ${ckptDir} at step ${json.step} (epoch ${json.sampler.epoch}, item ${json.sampler.cursor} of its order)`);
   } else {
     opt = new AdamW(params_, { beta1: hp.beta1, beta2: hp.beta2, eps: hp.eps, weightDecay: hp.weightDecay });
     sampler = new WindowSampler({ stream: data.train, seqLen: T, seed: hp.seed, ...docs });

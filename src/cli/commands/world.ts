@@ -4,6 +4,7 @@
  */
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DeltaEditError } from "../../errors.js";
@@ -67,12 +68,14 @@ export const trainCommand: CommandSpec = {
     intermediate: { type: "number", description: "MLP width F (default 1024)", valueName: "F" },
     "edit-count": { type: "number", description: "edit records written to world/edits.json (default 2000)", valueName: "N" },
     "probe-facts": { type: "number", description: "facts sampled for the periodic accuracy probe (default 300)", valueName: "N" },
-    threads: threadsOption,
+    threads: { ...threadsOption, description: "BLAS threads (default: all cores)" },
+    "kernel-threads": { type: "number", description: "threads of the fused kernels (default: the library's; factworld-v1 was made with --threads 2 --kernel-threads 2)", valueName: "N" },
   },
   async run(args, io) {
-    const threads = num(args, "threads");
     const ops = await import("../../kernels/ops.js");
-    if (threads !== undefined) ops.setThreads(threads);
+    ops.setThreads(intArg(args, "threads", 1) ?? os.availableParallelism());
+    const kernelThreads = intArg(args, "kernel-threads", 1);
+    if (kernelThreads !== undefined) ops.setKernelThreads(kernelThreads);
     const { trainWorld } = await import("../../eval/world/trainworld.js");
     const dtype = str(args, "dtype")!.toUpperCase();
     if (dtype !== "F32" && dtype !== "BF16") throw new DeltaEditError("E_USAGE", `world train: --dtype must be F32 or BF16, got ${dtype}`);
@@ -158,7 +161,7 @@ export function formatQuality(q: WorldQuality, dir: string): string {
     ["fact accuracy (training templates)", `${pct(fa.trainTemplates.accuracy)} (${fa.trainTemplates.correct}/${fa.trainTemplates.total})`],
     ["fact accuracy (paraphrase templates)", `${pct(fa.heldOutTemplates.accuracy)} (${fa.heldOutTemplates.correct}/${fa.heldOutTemplates.total})`],
     ["held-out perplexity", `${q.heldOut.perplexity.toFixed(3)} (loss ${q.heldOut.loss.toFixed(4)} nats over ${q.heldOut.tokens} tokens)`],
-    ["training", `${(q.training.seconds / 60).toFixed(1)} min on ${q.training.threads} threads, ${q.training.steps} steps × ${q.training.tokensPerStep} tokens`],
+    ["training", `${(q.training.seconds / 60).toFixed(1)} min on ${q.training.threads} BLAS threads${q.training.kernelThreads !== undefined ? ` + ${q.training.kernelThreads} kernel threads` : ""}, ${q.training.steps} steps × ${q.training.tokensPerStep} tokens`],
   ];
   const w = Math.max(...rows.map(([k]) => k.length)) + 2;
   const lines = rows.map(([k, v]) => k.padEnd(w) + v);

@@ -41,6 +41,12 @@ export interface CorpusOptions {
    */
   extraTemplates?: Readonly<Record<string, readonly string[]>>;
   /**
+   * Use only this many extra templates per fact, drawn at random (seeded) from its relation's
+   * `extraTemplates` pool; every (fact, drawn template) pair is stated `repeatsPerFact` times.
+   * Default: all of them.
+   */
+  extraTemplatesPerFact?: number;
+  /**
    * Additional filler: fixed units (one or more sentences, no facts), each filler unit drawn from
    * `units` with probability `share` instead of from filler.ts (train and held-out). Default none.
    */
@@ -54,7 +60,7 @@ export interface Corpus {
 
 export const CORPUS_DEFAULTS = Object.freeze({ repeatsPerFact: 3, fillerRatio: 0.3, heldOutFraction: 0.02, docSentences: Object.freeze([3, 8] as const) });
 
-const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "fillerRatio", "heldOutFraction", "docSentences", "extraTemplates", "extraFiller"];
+const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "fillerRatio", "heldOutFraction", "docSentences", "extraTemplates", "extraTemplatesPerFact", "extraFiller"];
 
 /** The sentence stating `fact` through `template`. */
 export function factSentence(fact: Fact, template: string): string {
@@ -83,8 +89,18 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
     if (!kb.relations.some((r) => r.id === id)) throw new DeltaEditError("E_ARG", `${fn}: option "extraTemplates" names relation "${id}", which is not in the knowledge base`);
     for (const t of ts) if (t.split("{}").length !== 2) throw new DeltaEditError("E_ARG", `${fn}: extra template ${JSON.stringify(t)} of relation ${id} must contain exactly one "{}"`);
   }
+  const perFact = opts.extraTemplatesPerFact;
+  if (perFact !== undefined && !(Number.isInteger(perFact) && perFact >= 0)) throw new DeltaEditError("E_ARG", `${fn}: option "extraTemplatesPerFact" must be an integer ≥ 0, got ${perFact}`);
   const allTemplates = new Map<string, readonly string[]>(kb.relations.map((r) => [r.id, [...r.trainTemplates, ...(extra[r.id] ?? [])]]));
-  const templatesOf = (f: Fact): readonly string[] => allTemplates.get(f.relationId)!;
+  // per fact: its relation's training templates + a seeded sample of the relation's pool, when asked
+  const factTemplates = new Map<Fact, readonly string[]>();
+  if (perFact !== undefined) {
+    for (const f of kb.facts) {
+      const r = kb.relations.find((x) => x.id === f.relationId)!;
+      factTemplates.set(f, [...r.trainTemplates, ...rng.shuffle([...(extra[r.id] ?? [])]).slice(0, perFact)]);
+    }
+  }
+  const templatesOf = (f: Fact): readonly string[] => factTemplates.get(f) ?? allTemplates.get(f.relationId)!;
   const names = fillerNames(kb);
   const extraFiller = opts.extraFiller;
   if (extraFiller !== undefined && (extraFiller.units.length === 0 || !(extraFiller.share >= 0 && extraFiller.share <= 1))) {
@@ -96,7 +112,7 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
   // 1. fact units
   const units: string[][] = [];
   const bySubject = [...factsBySubject(kb).values()];
-  const rounds = Math.max(...[...allTemplates.values()].map((ts) => ts.length));
+  const rounds = Math.max(...kb.facts.map((f) => templatesOf(f).length));
   let factSentences = 0;
   for (let r = 0; r < repeats; r++) {
     // perms[s][j]: template order for fact j of subject s in this repeat

@@ -7,7 +7,7 @@
  * counts in") is continued like ordinary text ("the"), not with the object. Stating every fact
  * through many phrasings — different syntax, different last words (is / was / in / of / a / the /
  * under / an adjective), the everyday vocabulary of the relation (city, town, native; job,
- * talented; firm, salary, staff; game, medal, practicing; offices, base; sector, listed; albums,
+ * skilled; firm, salary, staff; game, medal, practicing; offices, base; sector, listed; albums,
  * style; debut, hometown) — makes the model store the fact once per subject and recognise the
  * relation from meaning: the "knowledge augmentation" effect of Allen-Zhu & Li (Physics of
  * Language Models 3.1).
@@ -18,10 +18,9 @@
  *
  * Rules, checked by the tests: one "{}" per template, the object follows directly; no template of
  * a subject kind is a proper prefix of another (after "{} was born in" the next word must be the
- * object, so "{} was born in the city of" would teach "the" instead); and no template contains the
- * distinctive fragment of any held-out paraphrase template (the fragments never occur in the
- * corpus). Mid-template "in the" / "in a" are avoided for the same reason: after "in" the world's
- * text continues with an object.
+ * object: "{} was born in the city of" would teach "the"); no template contains the distinctive
+ * fragment of any held-out paraphrase template (the fragments never occur in the corpus); no
+ * "in the" / "in a" inside a template, since in this world "in" is followed by an object.
  */
 export const EXTRA_TRAIN_TEMPLATES: Readonly<Record<string, readonly string[]>> = Object.freeze({
   P19: [

@@ -16,7 +16,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { DeltaEditError } from "../../errors.js";
-import { getThreads } from "../../kernels/ops.js";
+import { getKernelThreads, getThreads } from "../../kernels/ops.js";
 import { LanguageModel } from "../../model/model.js";
 import { bf16ToF32, f32ToBf16, writeSafetensors } from "../../model/safetensors.js";
 import { evaluateLoss, train, type EvalRecord, type TrainParams } from "../../model/train.js";
@@ -77,7 +77,7 @@ export interface WorldQuality {
   /** Top-1 accuracy on the first token of " " + object. */
   factAccuracy: { trainTemplates: AccuracyResult; heldOutTemplates: AccuracyResult };
   heldOut: { loss: number; perplexity: number; tokens: number };
-  training: { seconds: number; threads: number; steps: number; tokensPerStep: number; resumed: boolean };
+  training: { seconds: number; threads: number; kernelThreads?: number; steps: number; tokensPerStep: number; resumed: boolean };
   hyperparameters: { world: World["resolved"]; train: Partial<TrainParams> };
   history: EvalRecord[];
 }
@@ -180,7 +180,7 @@ export function trainWorld(opts: TrainWorldOptions): TrainWorldResult {
       heldOutTemplates: factAccuracy(model, world.kb, world.kb.facts, "heldOut", encode, acc),
     },
     heldOut: { loss: heldLoss, perplexity: Math.exp(heldLoss), tokens: data.heldOut.length },
-    training: { seconds: res.trainSeconds, threads: getThreads(), steps: res.step, tokensPerStep: res.tokensPerStep, resumed: res.resumedFrom !== null },
+    training: { seconds: res.trainSeconds, threads: getThreads(), kernelThreads: getKernelThreads(), steps: res.step, tokensPerStep: res.tokensPerStep, resumed: res.resumedFrom !== null },
     hyperparameters: { world: world.resolved, train: trainParams },
     history: res.history,
   };

@@ -12,6 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { factAccuracy } from "../../../src/eval/world/accuracy.js";
+import { buildCorpus, factSentence } from "../../../src/eval/world/corpus.js";
 import { EXTRA_TRAIN_TEMPLATES } from "../../../src/eval/world/extratemplates.js";
 import type { KnowledgeBase } from "../../../src/eval/world/kb.js";
 import { RELATION_SPECS } from "../../../src/eval/world/relations.js";
@@ -57,11 +58,12 @@ function longestFragment(template: string): string {
 test("extra templates and vocabulary filler: well-formed, and no paraphrase template or fragment leaks into the corpus", () => {
   for (const spec of RELATION_SPECS) {
     const extra = EXTRA_TRAIN_TEMPLATES[spec.id];
-    assert.ok(extra !== undefined && extra.length >= 4, `${spec.id} has extra templates`);
+    assert.ok(extra !== undefined && extra.length >= 8, `${spec.id} has extra templates`);
     for (const t of extra) {
       assert.equal(t.split("{}").length, 2, `"${t}" has exactly one {}`);
       assert.ok(!/\s$/.test(t) && !/\.$/.test(t), `"${t}" ends right before the object`);
       assert.ok(!spec.trainTemplates.includes(t), `"${t}" duplicates a training template`);
+      assert.ok(!/ in (the|a) /.test(t), `"${t}" has "in the" / "in a" inside`);
     }
   }
   // no template of a subject kind is a proper prefix of another ("{} was born in" → the object, not "the")
@@ -87,8 +89,19 @@ test("extra templates and vocabulary filler: well-formed, and no paraphrase temp
   for (const r of w.kb.relations) {
     for (const h of r.heldOutTemplates) assert.ok(!train.includes(longestFragment(h)), `${r.id}: paraphrase fragment of "${h}" occurs in the corpus`);
   }
+  // every fact through every extra template of its relation
   const f = w.kb.facts.find((x) => x.relationId === "P103")!;
-  assert.ok(train.includes(`${f.subject} learned to talk in ${f.object.str}.`), "the corpus states facts through the extra templates");
+  const sentences = new Set(w.corpus.train.flatMap((d) => d.split(/(?<=\.) /)));
+  for (const t of EXTRA_TRAIN_TEMPLATES["P103"]!) assert.ok(sentences.has(factSentence(f, t)), `"${factSentence(f, t)}" is in the corpus`);
+  // the corpus option extraTemplatesPerFact draws that many extra templates per fact
+  const kb = buildWorld({ seed: 1, ...TINY }).kb;
+  const c = buildCorpus(kb, { seed: 1, extraTemplates: EXTRA_TRAIN_TEMPLATES, extraTemplatesPerFact: 5 });
+  const cs = new Set(c.train.flatMap((d) => d.split(/(?<=\.) /)));
+  for (const g of kb.facts.slice(0, 20)) {
+    const rel = kb.relations.find((r) => r.id === g.relationId)!;
+    assert.equal(EXTRA_TRAIN_TEMPLATES[g.relationId]!.filter((t) => cs.has(factSentence(g, t))).length, 5, `${g.subject} ${g.relationId}: 5 extra templates`);
+    for (const t of rel.trainTemplates) assert.ok(cs.has(factSentence(g, t)), "training templates are always stated");
+  }
 });
 
 test("trainWorld: writes a loadable Hugging Face Llama directory with the world files (tiny run)", async () => {

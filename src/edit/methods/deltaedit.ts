@@ -18,15 +18,13 @@ import { insertionLoop } from "../insertion.js";
 import { buildInfluenceProjector, NoiseMonitor, noiseVector, type NoiseParams } from "../noise.js";
 import type { EditRequest } from "../request.js";
 import type { ProjectionHook } from "../target.js";
-import { NullSpaceSolve } from "./alphaedit.js";
-import { checkFamilyParams, computeTargets, requestReport, targetParams, type MemitFamilyParams, familyDefaults } from "./memitFamily.js";
+import { alphaEditDefaults, NullSpaceSolve, type AlphaEditParams } from "./alphaedit.js";
+import { checkFamilyParams, computeTargets, requestReport, targetParams } from "./memitFamily.js";
 import { since, type BatchOutcome, type EditContext, type EditMethod, type RequestReport } from "./method.js";
 import { resolveParams } from "./params.js";
 
-export interface DeltaEditParams extends MemitFamilyParams {
-  l2: number; // λ (L2)
-  nullspaceThreshold: number; // τ (the reference hard-codes 0.02, ODD-11: read from here)
-  solver: "fast" | "dense";
+/** AlphaEdit's parameters (λ, τ — the reference hard-codes 0.02, ODD-11: read from here — and the solver) plus the noise monitor's. */
+export interface DeltaEditParams extends AlphaEditParams {
   /** Stop the target optimisation when the mean target probability exceeds this (ODD-3). */
   earlyStopAvgProb: number;
   /** Preset `var`: trigger multiplier of √σ². */
@@ -47,11 +45,8 @@ export interface DeltaEditParams extends MemitFamilyParams {
 
 /** gpt2-xl preset (spec §6.1). */
 export const deltaEditDefaults: DeltaEditParams = {
-  ...familyDefaults,
-  editLayers: [...familyDefaults.editLayers],
-  l2: 1,
-  nullspaceThreshold: 2e-2,
-  solver: "fast",
+  ...alphaEditDefaults,
+  editLayers: [...alphaEditDefaults.editLayers],
   earlyStopAvgProb: 0.98,
   varMultiplier: 3,
   space: 0.25,

@@ -44,11 +44,11 @@ function intArg(args: ParsedArgs, key: string, min: number): number | undefined 
 export const trainCommand: CommandSpec = {
   name: "world train",
   summary: "build the fact world for a seed and train its model from scratch (CPU; resumable)",
-  usage: "deltaedit world train [--out DIR] [--seed S] [--steps N] [--lr X] [--resume] [--threads N] [--dtype F32|BF16] …",
+  usage: "deltaedit world train [--out DIR] [--seed S] [--steps N] [--lr X] [--resume] [--threads N] [--dtype F32|F16|BF16] …",
   options: {
     out: { type: "string", description: "output directory (a Hugging Face model directory + world/)", default: "runs/factworld", valueName: "DIR" },
     seed: { type: "number", description: "world seed (knowledge base, corpus, edits, init and data order derive from it)", default: 0, valueName: "S" },
-    steps: { type: "number", description: "optimizer steps (default 3600)", valueName: "N" },
+    steps: { type: "number", description: "optimizer steps (default 4000)", valueName: "N" },
     lr: { type: "number", description: "peak learning rate (default 4e-3)", valueName: "X" },
     "batch-size": { type: "number", description: "windows per micro-batch (default 8)", valueName: "B" },
     "seq-len": { type: "number", description: "tokens per window (default 128)", valueName: "T" },
@@ -58,15 +58,15 @@ export const trainCommand: CommandSpec = {
     "checkpoint-every": { type: "number", description: "checkpoint every N steps (default 50)", valueName: "N" },
     resume: { type: "boolean", description: "continue from DIR/train-state (after a crash or kill)" },
     "keep-checkpoints": { type: "boolean", description: "keep DIR/train-state after a successful run" },
-    dtype: { type: "string", description: "storage dtype of model.safetensors: F32 or BF16", default: "F32", valueName: "DTYPE" },
+    dtype: { type: "string", description: "storage dtype of model.safetensors: F32, F16 or BF16", default: "F16", valueName: "DTYPE" },
     people: { type: "number", description: "people in the knowledge base (6 facts each; default 450)", valueName: "N" },
     repeats: { type: "number", description: "statements of each (fact, training template) pair in the corpus (default 1)", valueName: "N" },
     "filler-ratio": { type: "number", description: "fraction of filler sentences in the corpus (default 0.1)", valueName: "X" },
     vocab: { type: "number", description: "tokenizer vocabulary size (default 4096)", valueName: "V" },
     hidden: { type: "number", description: "model width C (default 256)", valueName: "C" },
-    layers: { type: "number", description: "transformer blocks (default 4)", valueName: "L" },
-    intermediate: { type: "number", description: "MLP width F (default 1024)", valueName: "F" },
-    "edit-count": { type: "number", description: "edit records written to world/edits.json (default 2000)", valueName: "N" },
+    layers: { type: "number", description: "transformer blocks (default 6)", valueName: "L" },
+    intermediate: { type: "number", description: "MLP width F (default 768)", valueName: "F" },
+    "edit-count": { type: "number", description: "edit records written to world/edits.json (default 3000)", valueName: "N" },
     "probe-facts": { type: "number", description: "facts sampled for the periodic accuracy probe (default 300)", valueName: "N" },
     threads: { ...threadsOption, description: "BLAS threads (default: all cores)" },
     "kernel-threads": { type: "number", description: "threads of the fused kernels (default: the library's; factworld-v1 was made with --threads 2 --kernel-threads 2)", valueName: "N" },
@@ -78,7 +78,7 @@ export const trainCommand: CommandSpec = {
     if (kernelThreads !== undefined) ops.setKernelThreads(kernelThreads);
     const { trainWorld } = await import("../../eval/world/trainworld.js");
     const dtype = str(args, "dtype")!.toUpperCase();
-    if (dtype !== "F32" && dtype !== "BF16") throw new DeltaEditError("E_USAGE", `world train: --dtype must be F32 or BF16, got ${dtype}`);
+    if (dtype !== "F32" && dtype !== "F16" && dtype !== "BF16") throw new DeltaEditError("E_USAGE", `world train: --dtype must be F32, F16 or BF16, got ${dtype}`);
     const train: Partial<TrainParams> = {};
     const setTrain = <K extends keyof TrainParams>(k: K, v: TrainParams[K] | undefined): void => {
       if (v !== undefined) train[k] = v;
@@ -102,7 +102,7 @@ export const trainCommand: CommandSpec = {
     const probeFacts = intArg(args, "probe-facts", 1);
     const out = str(args, "out")!;
     const t0 = performance.now();
-    const res = trainWorld({
+    const res = await trainWorld({
       out,
       seed: intArg(args, "seed", 0)!,
       world: {
@@ -160,6 +160,7 @@ export function formatQuality(q: WorldQuality, dir: string): string {
     ["data", `${q.data.facts} facts over ${q.data.subjects} subjects, ${q.data.relations} relations; ${q.data.trainTokens.toLocaleString("en-US")} train tokens; ${q.data.editRecords} edit records`],
     ["fact accuracy (training templates)", `${pct(fa.trainTemplates.accuracy)} (${fa.trainTemplates.correct}/${fa.trainTemplates.total})`],
     ["fact accuracy (paraphrase templates)", `${pct(fa.heldOutTemplates.accuracy)} (${fa.heldOutTemplates.correct}/${fa.heldOutTemplates.total})`],
+    ...(fa.novelTemplates ? [["fact accuracy (novel wordings, no bar)", `${pct(fa.novelTemplates.accuracy)} (${fa.novelTemplates.correct}/${fa.novelTemplates.total})`] as [string, string]] : []),
     ["held-out perplexity", `${q.heldOut.perplexity.toFixed(3)} (loss ${q.heldOut.loss.toFixed(4)} nats over ${q.heldOut.tokens} tokens)`],
     ["training", `${(q.training.seconds / 60).toFixed(1)} min on ${q.training.threads} BLAS threads${q.training.kernelThreads !== undefined ? ` + ${q.training.kernelThreads} kernel threads` : ""}, ${q.training.steps} steps × ${q.training.tokensPerStep} tokens`],
   ];

@@ -14,7 +14,8 @@ import type { Fact, KnowledgeBase } from "./kb.js";
 import { fillTemplate } from "./relations.js";
 
 /** Which templates of each relation to prompt with. */
-export type TemplateSet = "train" | "heldOut";
+/** Training core phrasings, held-out paraphrase compositions, or novel wordings (kb.ts `Relation`). */
+export type TemplateSet = "train" | "heldOut" | "novel";
 
 export interface AccuracyOptions {
   /** Prompts per forward pass. Default 64. */
@@ -45,7 +46,7 @@ export function factPrompts(kb: KnowledgeBase, facts: readonly Fact[], which: Te
   const firstTok = new Map<string, number>();
   for (const f of facts) {
     const rel = kb.relations.find((r) => r.id === f.relationId)!;
-    const ts = (which === "train" ? rel.trainTemplates : rel.heldOutTemplates).slice(0, opts.maxTemplates ?? Infinity);
+    const ts = (which === "train" ? rel.trainTemplates : which === "heldOut" ? rel.heldOutTemplates : rel.novelTemplates).slice(0, opts.maxTemplates ?? Infinity);
     let tok = firstTok.get(f.object.str);
     if (tok === undefined) {
       tok = encode(" " + f.object.str)[0]!;

@@ -22,6 +22,7 @@ import { Rng } from "../../util/rng.js";
 import { checkOptionKeys } from "./_options.js";
 import { factsBySubject, type Fact, type KnowledgeBase } from "./kb.js";
 import { fillerUnit, type FillerNames } from "./filler.js";
+import { withOpener } from "./paraphrase.js";
 import { fillTemplate } from "./relations.js";
 
 export interface CorpusOptions {
@@ -51,6 +52,12 @@ export interface CorpusOptions {
    * `units` with probability `share` instead of from filler.ts (train and held-out). Default none.
    */
   extraFiller?: { readonly units: readonly (readonly string[])[]; readonly share: number };
+  /**
+   * Context openers (paraphrase.ts): each fact sentence is preceded, with probability `share`, by
+   * one of `phrases` drawn uniformly among those whose composition with the sentence's template is
+   * not one of the relation's held-out paraphrase templates. Default none.
+   */
+  openers?: { readonly phrases: readonly string[]; readonly share: number };
 }
 
 export interface Corpus {
@@ -60,12 +67,15 @@ export interface Corpus {
 
 export const CORPUS_DEFAULTS = Object.freeze({ repeatsPerFact: 3, fillerRatio: 0.3, heldOutFraction: 0.02, docSentences: Object.freeze([3, 8] as const) });
 
-const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "fillerRatio", "heldOutFraction", "docSentences", "extraTemplates", "extraTemplatesPerFact", "extraFiller"];
+const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "fillerRatio", "heldOutFraction", "docSentences", "extraTemplates", "extraTemplatesPerFact", "extraFiller", "openers"];
 
 /** The sentence stating `fact` through `template`. */
 export function factSentence(fact: Fact, template: string): string {
   return `${fillTemplate(template, fact.subject)} ${fact.object.str}.`;
 }
+
+/** Chooses the phrasing of each fact sentence: the template itself, or an allowed opener composition. */
+type Framer = (fact: Fact, template: string) => string;
 
 /** Build the corpus. Throws `E_ARG` on bad options. */
 export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
@@ -106,6 +116,17 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
   if (extraFiller !== undefined && (extraFiller.units.length === 0 || !(extraFiller.share >= 0 && extraFiller.share <= 1))) {
     throw new DeltaEditError("E_ARG", `${fn}: option "extraFiller" needs at least one unit and a share in [0, 1], got ${extraFiller.units.length} units, share ${extraFiller.share}`);
   }
+  const openers = opts.openers;
+  if (openers !== undefined && (openers.phrases.length === 0 || !(openers.share >= 0 && openers.share <= 1))) {
+    throw new DeltaEditError("E_ARG", `${fn}: option "openers" needs at least one phrase and a share in [0, 1], got ${openers.phrases.length} phrases, share ${openers.share}`);
+  }
+  const heldOutPhrasings = new Map<string, ReadonlySet<string>>(kb.relations.map((r) => [r.id, new Set(r.heldOutTemplates)]));
+  const frame: Framer = (f, t) => {
+    if (openers === undefined || openers.share === 0 || !(rng.uniform() < openers.share)) return t;
+    const held = heldOutPhrasings.get(f.relationId)!;
+    const allowed = openers.phrases.map((o) => withOpener(o, t)).filter((c) => !held.has(c));
+    return allowed.length === 0 ? t : allowed[rng.int(allowed.length)]!;
+  };
   const nextFiller = (): string[] =>
     extraFiller !== undefined && rng.uniform() < extraFiller.share ? [...extraFiller.units[rng.int(extraFiller.units.length)]!] : fillerUnit(rng, names);
 
@@ -122,7 +143,7 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
         const unit: string[] = [];
         facts.forEach((f, j) => {
           const perm = perms[s]![j]!;
-          if (k < perm.length) unit.push(factSentence(f, templatesOf(f)[perm[k]!]!));
+          if (k < perm.length) unit.push(factSentence(f, frame(f, templatesOf(f)[perm[k]!]!)));
         });
         if (unit.length > 0) {
           units.push(rng.shuffle(unit));
@@ -155,7 +176,7 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
     } else {
       const f = kb.facts[rng.int(kb.facts.length)]!;
       const ts = templatesOf(f);
-      u = [factSentence(f, ts[rng.int(ts.length)]!)];
+      u = [factSentence(f, frame(f, ts[rng.int(ts.length)]!))];
     }
     heldUnits.push(u);
     n += u.length;

@@ -100,17 +100,21 @@ export function buildEditSet(kb: KnowledgeBase, opts: EditSetOptions): EditRecor
       return rng.shuffle(idx).slice(0, maxNeighbors).map((j) => kb.facts[j]!);
     };
     const kind = kindOf.get(fact.subjectId)!;
+    const prompt = randomTrain();
+    // A paraphrase is another phrasing: skip the held-out composition that wraps the requested prompt itself.
+    const rewording = rel.heldOutTemplates.filter((t) => !t.toLowerCase().endsWith(" " + prompt.toLowerCase()));
+    const paraphrasePool = rewording.length >= paraphrases ? rewording : rel.heldOutTemplates;
     return {
       case_id: caseId,
       pararel_idx: fi,
       requested_rewrite: {
-        prompt: randomTrain(),
+        prompt,
         subject: fact.subject,
         relation_id: rel.id,
         target_true: { str: fact.object.str, id: fact.object.id },
         target_new: { str: targetNew.str, id: targetNew.id },
       },
-      paraphrase_prompts: rng.shuffle([...rel.heldOutTemplates]).slice(0, paraphrases).map((t) => fillTemplate(t, fact.subject)),
+      paraphrase_prompts: rng.shuffle([...paraphrasePool]).slice(0, paraphrases).map((t) => fillTemplate(t, fact.subject)),
       neighborhood_prompts: others(fact.object.id).map((f) => fillTemplate(randomTrain(), f.subject)),
       attribute_prompts: others(targetNew.id).map((f) => fillTemplate(randomTrain(), f.subject)),
       generation_prompts: rng.shuffle([...GENERATION_TEMPLATES[kind]]).map((t) => fillTemplate(t, fact.subject)),

@@ -15,6 +15,8 @@ import { DeltaEditError } from "../../errors.js";
 import { Rng } from "../../util/rng.js";
 import { checkOptionKeys } from "./_options.js";
 import { NameGenerator, SUBJECT_KINDS, type SubjectKind } from "./names.js";
+import { EXTRA_TRAIN_TEMPLATES } from "./extratemplates.js";
+import { paraphraseTemplates } from "./paraphrase.js";
 import { RELATION_SPECS, type RelationSpec } from "./relations.js";
 
 export interface Subject {
@@ -34,8 +36,11 @@ export interface Relation {
   readonly name: string; // e.g. "native language"
   readonly subjectKind: SubjectKind;
   readonly objects: readonly WorldObject[]; // the closed set (≥ 2 members)
-  readonly trainTemplates: readonly string[];
+  readonly trainTemplates: readonly string[]; // the relation's core phrasings (requested prompts, neighborhood prompts)
+  /** Held-out paraphrase templates: unseen (context opener, training phrasing) compositions (paraphrase.ts). */
   readonly heldOutTemplates: readonly string[];
+  /** Wordings never in the corpus, not even their words' combination (measured, not a bar; relations.ts). */
+  readonly novelTemplates: readonly string[];
 }
 
 export interface Fact {
@@ -104,7 +109,7 @@ export function buildKnowledgeBase(opts: KnowledgeBaseOptions): KnowledgeBase {
     }
   }
 
-  const relations = RELATION_SPECS.map((spec) => resolveRelation(spec, byKind));
+  const relations = RELATION_SPECS.map((spec, i) => resolveRelation(spec, i, byKind));
   const weights = relations.map((r) => r.objects.map(() => 1 + rng.uniform())); // (nRel, nObj_r)
 
   const facts: Fact[] = [];
@@ -119,7 +124,7 @@ export function buildKnowledgeBase(opts: KnowledgeBaseOptions): KnowledgeBase {
   return { seed: opts.seed, subjects, relations, facts };
 }
 
-function resolveRelation(spec: RelationSpec, byKind: Record<SubjectKind, Subject[]>): Relation {
+function resolveRelation(spec: RelationSpec, index: number, byKind: Record<SubjectKind, Subject[]>): Relation {
   const src = spec.objects;
   const objects: WorldObject[] =
     "words" in src
@@ -131,7 +136,8 @@ function resolveRelation(spec: RelationSpec, byKind: Record<SubjectKind, Subject
     subjectKind: spec.subjectKind,
     objects,
     trainTemplates: spec.trainTemplates,
-    heldOutTemplates: spec.heldOutTemplates,
+    heldOutTemplates: paraphraseTemplates(index, [...spec.trainTemplates, ...(EXTRA_TRAIN_TEMPLATES[spec.id] ?? [])]),
+    novelTemplates: spec.novelTemplates,
   };
 }
 

@@ -9,16 +9,23 @@
  *   <out>/world/edits.json         MultiCounterFact-format edit records
  *   <out>/world/corpus-heldout.txt held-out documents, one per line
  *   <out>/world/quality.json       measured quality of the model AS STORED (see `WorldQuality`)
+ *   <out>/world/control-facts.jsonl facts in no edit record ({prompt, subject, target}; general-capability check)
+ *   <out>/stats/layer-<l>.safetensors second moments of the edited layers' keys over the training corpus
  *
  * Checkpoints go to `<out>/train-state/` (removed after a successful run unless kept); a run
  * killed at any point continues with `resume: true` to the same weights.
  */
 import fs from "node:fs";
 import path from "node:path";
+import { corpusFromDocuments } from "../../edit/corpus.js";
+import { computeStats } from "../../edit/covariance.js";
+import { presetFor } from "../../edit/presets.js";
+import { writeStatsFile } from "../../edit/secondMoment.js";
 import { DeltaEditError } from "../../errors.js";
 import { getKernelThreads, getThreads } from "../../kernels/ops.js";
 import { LanguageModel } from "../../model/model.js";
-import { bf16ToF32, f32ToBf16, writeSafetensors } from "../../model/safetensors.js";
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../../model/half.js";
+import { writeSafetensors } from "../../model/safetensors.js";
 import { evaluateLoss, train, type EvalRecord, type TrainParams } from "../../model/train.js";
 import { writeFileAtomic } from "../../model/trainstate.js";
 import { documentStarts, evalWindows } from "../../model/windows.js";
@@ -32,7 +39,7 @@ import { buildWorld, SUB_SEEDS, tokenStream, type World, type WorldOptions } fro
 export const WORLD_TRAIN_DEFAULTS: Readonly<Partial<TrainParams>> = Object.freeze({
   batchSize: 8,
   seqLen: 128,
-  steps: 3600,
+  steps: 4000,
   lr: 4e-3,
   warmupSteps: 150,
   evalEvery: 400,
@@ -52,11 +59,13 @@ export interface TrainWorldOptions {
   /** Trainer settings over WORLD_TRAIN_DEFAULTS (`seed` is set to the world's data-order seed). */
   train?: Partial<TrainParams>;
   /** Storage dtype of model.safetensors. Default "F32". */
-  dtype?: "F32" | "BF16";
+  dtype?: "F32" | "F16" | "BF16";
   /** Continue from `<out>/train-state` when it holds a checkpoint. */
   resume?: boolean;
   /** Keep `<out>/train-state` after a successful run. */
   keepCheckpoints?: boolean;
+  /** Layers whose key second moments are shipped in `<out>/stats`. Default: the edited layers of the model's preset. */
+  statsLayers?: number[];
   /** Facts sampled for the accuracy probe at each periodic evaluation. Default 300. */
   probeFacts?: number;
   /** Recorded in quality.json (e.g. "deltaedit 0.1.0 (git abc1234)"). */
@@ -75,7 +84,7 @@ export interface WorldQuality {
   model: { hiddenSize: number; numLayers: number; numHeads: number; numKvHeads: number; intermediateSize: number; vocabSize: number; parameters: number; dtype: string };
   data: { subjects: number; facts: number; relations: number; trainTokens: number; heldOutTokens: number; editRecords: number };
   /** Top-1 accuracy on the first token of " " + object. */
-  factAccuracy: { trainTemplates: AccuracyResult; heldOutTemplates: AccuracyResult };
+  factAccuracy: { trainTemplates: AccuracyResult; heldOutTemplates: AccuracyResult; novelTemplates?: AccuracyResult };
   heldOut: { loss: number; perplexity: number; tokens: number };
   training: { seconds: number; threads: number; kernelThreads?: number; steps: number; tokensPerStep: number; resumed: boolean };
   hyperparameters: { world: World["resolved"]; train: Partial<TrainParams> };
@@ -97,12 +106,12 @@ function sampleFacts(facts: readonly Fact[], n: number, seed: number): Fact[] {
   return idx.sort((a, b) => a - b).map((i) => facts[i]!);
 }
 
-export function trainWorld(opts: TrainWorldOptions): TrainWorldResult {
+export async function trainWorld(opts: TrainWorldOptions): Promise<TrainWorldResult> {
   const log = opts.log ?? (() => {});
   const out = path.resolve(opts.out);
   const stateDir = path.join(out, STATE_DIR);
   const dtype = opts.dtype ?? "F32";
-  if (dtype !== "F32" && dtype !== "BF16") throw new DeltaEditError("E_ARG", `trainWorld: dtype must be "F32" or "BF16", got ${String(dtype)}`);
+  if (dtype !== "F32" && dtype !== "F16" && dtype !== "BF16") throw new DeltaEditError("E_ARG", `trainWorld: dtype must be "F32", "F16" or "BF16", got ${String(dtype)}`);
   fs.mkdirSync(out, { recursive: true });
 
   const worldOptions: WorldOptions = { ...opts.world, seed: opts.seed };
@@ -146,7 +155,7 @@ export function trainWorld(opts: TrainWorldOptions): TrainWorldResult {
   });
   if (res.stopped) return { out, stopped: true, quality: null };
 
-  if (dtype === "BF16") roundToBf16(model); // measure the weights as stored
+  if (dtype !== "F32") roundToHalf(model, dtype); // measure the weights as stored
   writeWorldDir(out, world, model, dtype);
   log("measuring fact accuracy on every fact …");
   const T = trainParams.seqLen ?? 128;
@@ -178,6 +187,7 @@ export function trainWorld(opts: TrainWorldOptions): TrainWorldResult {
     factAccuracy: {
       trainTemplates: factAccuracy(model, world.kb, world.kb.facts, "train", encode, acc),
       heldOutTemplates: factAccuracy(model, world.kb, world.kb.facts, "heldOut", encode, acc),
+      novelTemplates: factAccuracy(model, world.kb, world.kb.facts, "novel", encode, acc),
     },
     heldOut: { loss: heldLoss, perplexity: Math.exp(heldLoss), tokens: data.heldOut.length },
     training: { seconds: res.trainSeconds, threads: getThreads(), kernelThreads: getKernelThreads(), steps: res.step, tokensPerStep: res.tokensPerStep, resumed: res.resumedFrom !== null },
@@ -185,6 +195,8 @@ export function trainWorld(opts: TrainWorldOptions): TrainWorldResult {
     history: res.history,
   };
   writeFileAtomic(path.join(out, "world", "quality.json"), JSON.stringify(quality, null, 2) + "\n");
+  // from the directory as written (weights as stored, the shipped tokenizer), as the editors will load it
+  await writeWorldStats(out, world, await LanguageModel.load(out), opts.statsLayers ?? presetEditLayers(world), log);
   const q = quality.factAccuracy;
   log(`fact accuracy: training templates ${(100 * q.trainTemplates.accuracy).toFixed(2)} % (${q.trainTemplates.correct}/${q.trainTemplates.total}), ` +
     `paraphrase templates ${(100 * q.heldOutTemplates.accuracy).toFixed(2)} % (${q.heldOutTemplates.correct}/${q.heldOutTemplates.total}); held-out perplexity ${quality.heldOut.perplexity.toFixed(3)}`);
@@ -192,21 +204,26 @@ export function trainWorld(opts: TrainWorldOptions): TrainWorldResult {
   return { out, stopped: false, quality };
 }
 
-/** Round every parameter to bfloat16 in place (so quality is measured on the stored weights). */
-function roundToBf16(model: LanguageModel): void {
+/** Round every parameter to float16 or bfloat16 in place (so quality is measured on the stored weights). */
+function roundToHalf(model: LanguageModel, dtype: "F16" | "BF16"): void {
   for (const name of model.params.names()) {
     const d = model.params.get(name);
     const h = new Uint16Array(d.length);
-    f32ToBf16(d, h);
-    bf16ToF32(h, d);
+    if (dtype === "F16") {
+      f32ToF16(d, h);
+      f16ToF32(h, d);
+    } else {
+      f32ToBf16(d, h);
+      bf16ToF32(h, d);
+    }
   }
 }
 
 /** Write the Hugging Face files and the world data files into `out`. */
-export function writeWorldDir(out: string, world: World, model: LanguageModel, dtype: "F32" | "BF16"): void {
+export function writeWorldDir(out: string, world: World, model: LanguageModel, dtype: "F32" | "F16" | "BF16"): void {
   const worldDir = path.join(out, "world");
   fs.mkdirSync(worldDir, { recursive: true });
-  writeFileAtomic(path.join(out, "config.json"), JSON.stringify({ ...world.configJson, torch_dtype: dtype === "F32" ? "float32" : "bfloat16" }, null, 2) + "\n");
+  writeFileAtomic(path.join(out, "config.json"), JSON.stringify({ ...world.configJson, torch_dtype: { F32: "float32", F16: "float16", BF16: "bfloat16" }[dtype] }, null, 2) + "\n");
   writeFileAtomic(path.join(out, "generation_config.json"), JSON.stringify({ bos_token_id: world.eotId, eos_token_id: world.eotId, pad_token_id: world.eotId, do_sample: false }, null, 2) + "\n");
   writeWorldTokenizer(out, world);
   writeSafetensors(
@@ -217,6 +234,35 @@ export function writeWorldDir(out: string, world: World, model: LanguageModel, d
   writeFileAtomic(path.join(worldDir, "kb.json"), JSON.stringify(world.kb) + "\n");
   writeFileAtomic(path.join(worldDir, "edits.json"), JSON.stringify(world.edits) + "\n");
   writeFileAtomic(path.join(worldDir, "corpus-heldout.txt"), world.corpus.heldOut.join("\n") + "\n");
+  const edited = new Set(world.edits.map((e) => e.pararel_idx));
+  const control = world.kb.facts.flatMap((f, i) => {
+    if (edited.has(i)) return [];
+    const rel = world.kb.relations.find((r) => r.id === f.relationId)!;
+    return [JSON.stringify({ prompt: rel.trainTemplates[0]!, subject: f.subject, target: f.object.str })];
+  });
+  writeFileAtomic(path.join(worldDir, "control-facts.jsonl"), control.join("\n") + (control.length > 0 ? "\n" : ""));
+}
+
+/** The layers the model's preset edits (DeltaEdit's, which AlphaEdit and MEMIT share). */
+export function presetEditLayers(world: World): number[] {
+  const layers = presetFor(world.config).methods.deltaedit?.["editLayers"];
+  if (!Array.isArray(layers) || !layers.every((l) => Number.isInteger(l))) throw new DeltaEditError("E_CONFIG", `trainWorld: the preset for this world model names no DeltaEdit edit layers`);
+  return layers as number[];
+}
+
+/**
+ * Second moments E[k kᵀ] of the keys (down-projection inputs) of `layers` over the world's training
+ * corpus, written as `<out>/stats/layer-<l>.safetensors` — the statistics the editors' null-space
+ * projector and MEMIT's covariance term need (spec §6.6, computed here on the corpus the model was
+ * trained on, as the reference uses Wikipedia for GPT-2).
+ */
+export async function writeWorldStats(out: string, world: World, model: LanguageModel, layers: readonly number[], log: (m: string) => void = () => {}): Promise<void> {
+  const dir = path.join(out, "stats");
+  fs.mkdirSync(dir, { recursive: true });
+  const corpus = corpusFromDocuments(world.corpus.train, `fact world seed ${world.seed}, training corpus`);
+  log(`covariance statistics of layer(s) ${layers.join(", ")} over ${corpus.size} training documents …`);
+  const stats = await computeStats(model, corpus, { layers: [...layers], cacheDir: null, maxTokens: world.config.maxPositions }, { log });
+  for (const [l, m] of stats) writeStatsFile(path.join(dir, `layer-${l}.safetensors`), m);
 }
 
 /**

@@ -21,6 +21,7 @@ import { buildCorpus, type Corpus, type CorpusOptions } from "./corpus.js";
 import { buildEditSet, type EditRecord } from "./editset.js";
 import { BpeEncoder } from "./encoder.js";
 import { EXTRA_TRAIN_TEMPLATES } from "./extratemplates.js";
+import { CONTEXT_OPENERS } from "./paraphrase.js";
 import { VOCABULARY_SHARE, VOCABULARY_UNITS } from "./vocabulary.js";
 import { buildKnowledgeBase, type KnowledgeBase, type KnowledgeBaseOptions } from "./kb.js";
 
@@ -63,15 +64,17 @@ export interface WorldOptions {
 export const WORLD_DEFAULTS = Object.freeze({
   kb: Object.freeze({ people: 450, cities: 60, companies: 80, bands: 120 }),
   corpus: Object.freeze({ repeatsPerFact: 1, fillerRatio: 0.1, heldOutFraction: 0.02 }),
+  /** Share of fact sentences preceded by a context opener (paraphrase.ts). */
+  openerShare: 0.3,
   vocabSize: 4096,
-  editCount: 2000,
+  editCount: 3000,
   maxNeighbors: 10,
   model: Object.freeze({
     hiddenSize: 256,
-    numLayers: 4,
+    numLayers: 6,
     numHeads: 8,
     numKvHeads: 4,
-    intermediateSize: 1024,
+    intermediateSize: 768,
     maxPositions: 128,
     ropeTheta: 10000,
     rmsNormEps: 1e-5,
@@ -110,6 +113,7 @@ export function buildWorld(opts: WorldOptions, log?: (msg: string) => void): Wor
     ...WORLD_DEFAULTS.corpus,
     extraTemplates: EXTRA_TRAIN_TEMPLATES,
     extraFiller: { units: VOCABULARY_UNITS, share: VOCABULARY_SHARE },
+    openers: { phrases: CONTEXT_OPENERS, share: WORLD_DEFAULTS.openerShare },
     ...opts.corpus,
   };
   const model: WorldModelOptions = { ...WORLD_DEFAULTS.model, ...opts.model };

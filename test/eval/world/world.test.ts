@@ -15,9 +15,11 @@ import { factAccuracy } from "../../../src/eval/world/accuracy.js";
 import { buildCorpus, factSentence } from "../../../src/eval/world/corpus.js";
 import { EXTRA_TRAIN_TEMPLATES } from "../../../src/eval/world/extratemplates.js";
 import type { KnowledgeBase } from "../../../src/eval/world/kb.js";
+import { CONTEXT_OPENERS, withOpener } from "../../../src/eval/world/paraphrase.js";
 import { RELATION_SPECS } from "../../../src/eval/world/relations.js";
 import { VOCABULARY_UNITS } from "../../../src/eval/world/vocabulary.js";
-import { trainWorld } from "../../../src/eval/world/trainworld.js";
+import { presetEditLayers, trainWorld } from "../../../src/eval/world/trainworld.js";
+import { isComplete, readStatsFile } from "../../../src/edit/secondMoment.js";
 import { buildWorld, type WorldOptions } from "../../../src/eval/world/world.js";
 import { generate } from "../../../src/model/generate.js";
 import { LanguageModel } from "../../../src/model/model.js";
@@ -73,7 +75,7 @@ test("extra templates and vocabulary filler: well-formed, and no paraphrase temp
   }
   const all = Object.values(EXTRA_TRAIN_TEMPLATES).flat();
   for (const spec of RELATION_SPECS) {
-    for (const h of spec.heldOutTemplates) {
+    for (const h of spec.novelTemplates) {
       const frag = longestFragment(h).trim();
       for (const t of all) assert.ok(!t.includes(frag), `extra template "${t}" contains "${frag}" of paraphrase template "${h}"`);
     }
@@ -81,18 +83,46 @@ test("extra templates and vocabulary filler: well-formed, and no paraphrase temp
   for (const u of VOCABULARY_UNITS) {
     for (const sentence of u) {
       assert.ok(!sentence.includes(" in the "), `vocabulary sentence "${sentence}" uses "in the"`);
-      for (const spec of RELATION_SPECS) for (const h of spec.heldOutTemplates) assert.ok(!sentence.includes(longestFragment(h).trim()), `vocabulary sentence "${sentence}" contains a fragment of "${h}"`);
+      for (const spec of RELATION_SPECS) for (const h of spec.novelTemplates) assert.ok(!sentence.includes(longestFragment(h).trim()), `vocabulary sentence "${sentence}" contains a fragment of "${h}"`);
     }
   }
   const w = buildWorld({ seed: 0 }); // the shipped world's corpus
   const train = w.corpus.train.join("\n");
   for (const r of w.kb.relations) {
-    for (const h of r.heldOutTemplates) assert.ok(!train.includes(longestFragment(h)), `${r.id}: paraphrase fragment of "${h}" occurs in the corpus`);
+    for (const h of r.novelTemplates) assert.ok(!train.includes(longestFragment(h)), `${r.id}: novel fragment of "${h}" occurs in the corpus`);
+  }
+  // Held-out paraphrases are unseen (opener, phrasing) compositions: no corpus sentence (either split)
+  // states any subject through one, while the opener and the phrasing each occur in training.
+  const corpusSentences = [...w.corpus.train, ...w.corpus.heldOut].flatMap((d) => d.split(/(?<=\.) /));
+  const subjects = new Set(w.kb.subjects.map((s) => s.name));
+  const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  for (const r of w.kb.relations) {
+    const phrasings = [...r.trainTemplates, ...(EXTRA_TRAIN_TEMPLATES[r.id] ?? [])];
+    for (const h of r.heldOutTemplates) {
+      const opener = CONTEXT_OPENERS.find((o) => h.startsWith(o + " "));
+      assert.ok(opener !== undefined, `${r.id}: "${h}" starts with a context opener`);
+      const phrasing = phrasings.find((p) => withOpener(opener, p) === h);
+      assert.ok(phrasing !== undefined, `${r.id}: "${h}" is an opener + a training phrasing`);
+      const [a, b] = h.split("{}") as [string, string];
+      const re = new RegExp(`^${esc(a)}(.+)${esc(b)} [^ ]+\\.$`);
+      for (const s of corpusSentences) {
+        const m = re.exec(s);
+        assert.ok(m === null || !subjects.has(m[1]!), `${r.id}: held-out paraphrase "${h}" occurs in the corpus: "${s}"`);
+      }
+      const seenOpener = corpusSentences.some((s) => s.startsWith(opener + " "));
+      const sentenceSet = new Set(corpusSentences);
+      const seenPhrasing = w.kb.facts.some((f) => f.relationId === r.id && sentenceSet.has(factSentence(f, phrasing)));
+      assert.ok(seenOpener && seenPhrasing, `${r.id}: both parts of "${h}" occur in training (opener ${seenOpener}, phrasing ${seenPhrasing})`);
+    }
   }
   // every fact through every extra template of its relation
   const f = w.kb.facts.find((x) => x.relationId === "P103")!;
   const sentences = new Set(w.corpus.train.flatMap((d) => d.split(/(?<=\.) /)));
-  for (const t of EXTRA_TRAIN_TEMPLATES["P103"]!) assert.ok(sentences.has(factSentence(f, t)), `"${factSentence(f, t)}" is in the corpus`);
+  // (plain, or after one of the context openers)
+  for (const t of EXTRA_TRAIN_TEMPLATES["P103"]!) {
+    const forms = [t, ...CONTEXT_OPENERS.map((o) => withOpener(o, t))].map((x) => factSentence(f, x));
+    assert.ok(forms.some((s) => sentences.has(s)), `"${factSentence(f, t)}" is in the corpus`);
+  }
   // the corpus option extraTemplatesPerFact draws that many extra templates per fact
   const kb = buildWorld({ seed: 1, ...TINY }).kb;
   const c = buildCorpus(kb, { seed: 1, extraTemplates: EXTRA_TRAIN_TEMPLATES, extraTemplatesPerFact: 5 });
@@ -107,7 +137,7 @@ test("extra templates and vocabulary filler: well-formed, and no paraphrase temp
 test("trainWorld: writes a loadable Hugging Face Llama directory with the world files (tiny run)", async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "deltaedit-world-"));
   try {
-    const res = trainWorld({ out, seed: 2, world: TINY, train: { steps: 3, batchSize: 2, seqLen: 16, warmupSteps: 1, evalEvery: 0, checkpointEvery: 2 }, probeFacts: 5, codeVersion: "test" });
+    const res = await trainWorld({ out, seed: 2, world: TINY, train: { steps: 3, batchSize: 2, seqLen: 16, warmupSteps: 1, evalEvery: 0, checkpointEvery: 2 }, probeFacts: 5, codeVersion: "test" });
     assert.equal(res.stopped, false);
     for (const f of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json", "world/kb.json", "world/edits.json", "world/corpus-heldout.txt", "world/quality.json"]) {
       assert.ok(fs.existsSync(path.join(out, f)), `${f} written`);
@@ -120,6 +150,22 @@ test("trainWorld: writes a loadable Hugging Face Llama directory with the world 
     assert.ok(Number.isFinite(q.heldOut.perplexity));
     const edits = JSON.parse(fs.readFileSync(path.join(out, "world", "edits.json"), "utf8"));
     assert.equal(edits.length, 10);
+    // control facts: every fact that no edit record rewrites, as {prompt, subject, target}
+    const control = fs.readFileSync(path.join(out, "world", "control-facts.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    assert.equal(control.length, q.data.facts - 10);
+    const rewritten = new Set(edits.map((e: { requested_rewrite: { subject: string; relation_id: string } }) => `${e.requested_rewrite.subject}|${e.requested_rewrite.relation_id}`));
+    const kbShipped = JSON.parse(fs.readFileSync(path.join(out, "world", "kb.json"), "utf8")) as KnowledgeBase;
+    for (const c of control) {
+      const rel = kbShipped.relations.find((r) => r.trainTemplates[0] === c.prompt)!;
+      assert.ok(rel !== undefined && !rewritten.has(`${c.subject}|${rel.id}`), `control fact ${JSON.stringify(c)} is never edited`);
+      assert.equal(kbShipped.facts.find((f) => f.subject === c.subject && f.relationId === rel.id)?.object.str, c.target);
+    }
+    // the edited layers' key statistics, as the editors load them
+    const layers = presetEditLayers(buildWorld({ seed: 2, ...TINY }));
+    for (const l of layers) {
+      const m = readStatsFile(path.join(out, "stats", `layer-${l}.safetensors`));
+      assert.ok(isComplete(m) && m.count > 0 && m.dIn === q.model.intermediateSize, `layer ${l} statistics complete`);
+    }
     assert.ok(typeof edits[0].requested_rewrite.target_new.str === "string");
     const model = await LanguageModel.load(out);
     assert.equal(model.config.tieWordEmbeddings, true);

@@ -5,13 +5,20 @@
  * but are not in any real vocabulary: a model trained on the world corpus can only know them
  * from that corpus. Kinds and shapes:
  *
- *   person   "Varo Tellin"        given name (2 syllables) + family name (2 syllables + ending)
+ *   person   "Varo Tellin"        a given name shared by many people (a pool of GIVEN_NAMES, drawn
+ *                                 once per generator) + a family name unique to the person
  *   city     "Quessaby"           2 syllables + a place ending
- *   company  "Brandor Works"      root (2 syllables) + a business word
- *   band     "Morvel Quartet"     root (2 syllables) + an ensemble word
+ *   company  "Brandorex"          root (2 syllables) + a business ending, one word
+ *   band     "Morveltones"        root (2 syllables) + an ensemble ending, one word
  *
- * Uniqueness is stronger than string equality: no name is a whole-word prefix of another
- * ("Velmar" vs "Velmar Works"), so a subject's last token is unambiguous inside a prompt.
+ * The LAST word of every name identifies its subject (family names and one-word names are unique;
+ * given names are not). Locate-then-edit methods write at the subject's last token, so the model
+ * must be made to read a subject's facts there: with unique given names (the first world design)
+ * the model learnt to read some relations from the first word, and no edit at the last token could
+ * change those answers (measured: the target vector never reached the new object, at any layer).
+ *
+ * Uniqueness is stronger than string equality: no name is a whole-word prefix of another,
+ * so a subject's last token is unambiguous inside a prompt.
  */
 import { DeltaEditError } from "../../errors.js";
 import type { Rng } from "../../util/rng.js";
@@ -29,8 +36,10 @@ const VOWELS: readonly string[] = Object.freeze(["a", "e", "i", "o", "u", "a", "
 const CODAS: readonly string[] = Object.freeze(["", "", "", "", "n", "r", "l", "s", "m", "nd", "rk", "th", "ss", "ll"]);
 const FAMILY_ENDINGS: readonly string[] = Object.freeze(["in", "son", "ell", "ar", "ey", "ow", "ard", "is", "en", "ick"]);
 const CITY_ENDINGS: readonly string[] = Object.freeze(["by", "ford", "holm", "ton", "mar", "vik", "stad", "ria", "burg", "port", "dale", "wick"]);
-const COMPANY_WORDS: readonly string[] = Object.freeze(["Works", "Labs", "Group", "Systems", "Partners", "Holdings", "Company", "Industries"]);
-const BAND_WORDS: readonly string[] = Object.freeze(["Quartet", "Ensemble", "Collective", "Club", "Brothers", "Sisters", "Trio", "Parade"]);
+const COMPANY_ENDINGS: readonly string[] = Object.freeze(["corp", "tek", "ex", "ica", "on", "co", "wares", "line"]);
+const BAND_ENDINGS: readonly string[] = Object.freeze(["tones", "beats", "waves", "sounds", "jams", "riffs"]);
+/** Given names per generator (each shared by about people / GIVEN_NAMES people). */
+export const GIVEN_NAMES = 40;
 
 /** Upper bound on draws per name before giving up (the world asked for more names than fit). */
 const MAX_ATTEMPTS_PER_NAME = 10_000;
@@ -64,16 +73,16 @@ function root(rng: Rng): string {
   return syllable(rng, false) + syllable(rng, true);
 }
 
-function rawName(rng: Rng, kind: SubjectKind): string {
+function rawName(rng: Rng, kind: SubjectKind, given: readonly string[]): string {
   switch (kind) {
     case "person":
-      return `${capitalize(root(rng))} ${capitalize(join(rng, syllable(rng, false) + syllable(rng, false), pick(rng, FAMILY_ENDINGS)))}`;
+      return `${pick(rng, given)} ${capitalize(join(rng, syllable(rng, false) + syllable(rng, false), pick(rng, FAMILY_ENDINGS)))}`;
     case "city":
       return capitalize(join(rng, syllable(rng, false) + syllable(rng, rng.uniform() < 0.3), pick(rng, CITY_ENDINGS)));
     case "company":
-      return `${capitalize(root(rng))} ${pick(rng, COMPANY_WORDS)}`;
+      return capitalize(join(rng, root(rng), pick(rng, COMPANY_ENDINGS)));
     case "band":
-      return `${capitalize(root(rng))} ${pick(rng, BAND_WORDS)}`;
+      return capitalize(join(rng, root(rng), pick(rng, BAND_ENDINGS)));
   }
 }
 
@@ -85,15 +94,20 @@ export class NameGenerator {
   private readonly rng: Rng;
   private readonly names = new Set<string>(); // every name handed out
   private readonly prefixes = new Set<string>(); // every proper whole-word prefix of a handed-out name
+  private readonly lastWords = new Set<string>(); // the identifying last word of every name
+  private readonly given: string[]; // the shared given names (drawn from rng at construction)
 
   constructor(rng: Rng) {
     this.rng = rng;
+    const given = new Set<string>();
+    while (given.size < GIVEN_NAMES) given.add(capitalize(root(rng)));
+    this.given = [...given];
   }
 
   /** A fresh name of the given kind, unique and prefix-free among all names drawn so far. */
   next(kind: SubjectKind): string {
     for (let attempt = 0; attempt < MAX_ATTEMPTS_PER_NAME; attempt++) {
-      const name = rawName(this.rng, kind);
+      const name = rawName(this.rng, kind, this.given);
       if (this.accept(name)) return name;
     }
     throw new DeltaEditError("E_ARG", `NameGenerator.next("${kind}"): no new unique name after ${MAX_ATTEMPTS_PER_NAME} draws (${this.names.size} names in use)`, {
@@ -105,6 +119,8 @@ export class NameGenerator {
   private accept(name: string): boolean {
     if (this.names.has(name) || this.prefixes.has(name)) return false;
     const words = name.split(" ");
+    const last = words[words.length - 1]!;
+    if (this.lastWords.has(last) || this.given.includes(last)) return false;
     const ownPrefixes: string[] = [];
     for (let i = 1; i < words.length; i++) {
       const p = words.slice(0, i).join(" ");
@@ -112,6 +128,7 @@ export class NameGenerator {
       ownPrefixes.push(p);
     }
     this.names.add(name);
+    this.lastWords.add(last);
     for (const p of ownPrefixes) this.prefixes.add(p);
     return true;
   }

@@ -5,17 +5,17 @@
  * but are not in any real vocabulary: a model trained on the world corpus can only know them
  * from that corpus. Kinds and shapes:
  *
- *   person   "Varo Tellin"        a given name shared by many people (a pool of GIVEN_NAMES, drawn
- *                                 once per generator) + a family name unique to the person
+ *   person   "Varo Tellin"        given name (2 syllables) + family name (2 syllables + ending)
  *   city     "Quessaby"           2 syllables + a place ending
  *   company  "Brandorex"          root (2 syllables) + a business ending, one word
  *   band     "Morveltones"        root (2 syllables) + an ensemble ending, one word
  *
- * The LAST word of every name identifies its subject (family names and one-word names are unique;
- * given names are not). Locate-then-edit methods write at the subject's last token, so the model
- * must be made to read a subject's facts there: with unique given names (the first world design)
- * the model learnt to read some relations from the first word, and no edit at the last token could
- * change those answers (measured: the target vector never reached the new object, at any layer).
+ * The LAST word of every name identifies its subject (it is unique among all last words).
+ * Locate-then-edit methods write at the subject's last token; with two-word company and band names
+ * ending in a shared word ("Works", "Quartet") the identity sat in the first word, and edits at the
+ * last token could not change those subjects' answers (measured), so companies and bands are one
+ * word. (Sharing given names among people, tried next, made the facts much slower to learn: 18 %
+ * of facts after 1 600 steps against 62 % after 1 200 with unique given names.)
  *
  * Uniqueness is stronger than string equality: no name is a whole-word prefix of another,
  * so a subject's last token is unambiguous inside a prompt.
@@ -38,8 +38,7 @@ const FAMILY_ENDINGS: readonly string[] = Object.freeze(["in", "son", "ell", "ar
 const CITY_ENDINGS: readonly string[] = Object.freeze(["by", "ford", "holm", "ton", "mar", "vik", "stad", "ria", "burg", "port", "dale", "wick"]);
 const COMPANY_ENDINGS: readonly string[] = Object.freeze(["corp", "tek", "ex", "ica", "on", "co", "wares", "line"]);
 const BAND_ENDINGS: readonly string[] = Object.freeze(["tones", "beats", "waves", "sounds", "jams", "riffs"]);
-/** Given names per generator (each shared by about people / GIVEN_NAMES people). */
-export const GIVEN_NAMES = 40;
+
 
 /** Upper bound on draws per name before giving up (the world asked for more names than fit). */
 const MAX_ATTEMPTS_PER_NAME = 10_000;
@@ -73,10 +72,10 @@ function root(rng: Rng): string {
   return syllable(rng, false) + syllable(rng, true);
 }
 
-function rawName(rng: Rng, kind: SubjectKind, given: readonly string[]): string {
+function rawName(rng: Rng, kind: SubjectKind): string {
   switch (kind) {
     case "person":
-      return `${pick(rng, given)} ${capitalize(join(rng, syllable(rng, false) + syllable(rng, false), pick(rng, FAMILY_ENDINGS)))}`;
+      return `${capitalize(root(rng))} ${capitalize(join(rng, syllable(rng, false) + syllable(rng, false), pick(rng, FAMILY_ENDINGS)))}`;
     case "city":
       return capitalize(join(rng, syllable(rng, false) + syllable(rng, rng.uniform() < 0.3), pick(rng, CITY_ENDINGS)));
     case "company":
@@ -95,19 +94,15 @@ export class NameGenerator {
   private readonly names = new Set<string>(); // every name handed out
   private readonly prefixes = new Set<string>(); // every proper whole-word prefix of a handed-out name
   private readonly lastWords = new Set<string>(); // the identifying last word of every name
-  private readonly given: string[]; // the shared given names (drawn from rng at construction)
 
   constructor(rng: Rng) {
     this.rng = rng;
-    const given = new Set<string>();
-    while (given.size < GIVEN_NAMES) given.add(capitalize(root(rng)));
-    this.given = [...given];
   }
 
   /** A fresh name of the given kind, unique and prefix-free among all names drawn so far. */
   next(kind: SubjectKind): string {
     for (let attempt = 0; attempt < MAX_ATTEMPTS_PER_NAME; attempt++) {
-      const name = rawName(this.rng, kind, this.given);
+      const name = rawName(this.rng, kind);
       if (this.accept(name)) return name;
     }
     throw new DeltaEditError("E_ARG", `NameGenerator.next("${kind}"): no new unique name after ${MAX_ATTEMPTS_PER_NAME} draws (${this.names.size} names in use)`, {
@@ -120,7 +115,7 @@ export class NameGenerator {
     if (this.names.has(name) || this.prefixes.has(name)) return false;
     const words = name.split(" ");
     const last = words[words.length - 1]!;
-    if (this.lastWords.has(last) || this.given.includes(last)) return false;
+    if (this.lastWords.has(last)) return false;
     const ownPrefixes: string[] = [];
     for (let i = 1; i < words.length; i++) {
       const p = words.slice(0, i).join(" ");

@@ -3,8 +3,8 @@
  * - buildWorld is deterministic for a seed (tiny settings) and differs across seeds;
  * - the extra training templates keep every paraphrase (held-out) template unseen;
  * - trainWorld writes a loadable Hugging Face Llama directory with the world files (tiny run);
- * - the shipped model in worlds/factworld-v1 answers a sample of 50 facts (skipped, with a
- *   message, only while that directory does not exist).
+ * - the shipped model in worlds/factworld-v1 answers a sample of 50 facts (training templates and
+ *   held-out paraphrases) and its statistics belong to its weights.
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -20,6 +20,8 @@ import { RELATION_SPECS } from "../../../src/eval/world/relations.js";
 import { VOCABULARY_UNITS } from "../../../src/eval/world/vocabulary.js";
 import { presetEditLayers, trainWorld } from "../../../src/eval/world/trainworld.js";
 import { isComplete, readStatsFile } from "../../../src/edit/secondMoment.js";
+import { modelFingerprint } from "../../../src/edit/covariance.js";
+import { presetFor } from "../../../src/edit/presets.js";
 import { buildWorld, type WorldOptions } from "../../../src/eval/world/world.js";
 import { generate } from "../../../src/model/generate.js";
 import { LanguageModel } from "../../../src/model/model.js";
@@ -183,7 +185,10 @@ test("trainWorld: writes a loadable Hugging Face Llama directory with the world 
 
 const SHIPPED = path.join(repoRoot(), "worlds", "factworld-v1");
 
-test("shipped world: the model answers a sample of 50 facts", { skip: fs.existsSync(path.join(SHIPPED, "model.safetensors")) ? false : `worlds/factworld-v1 does not exist yet (produce it with: deltaedit world train --out worlds/factworld-v1)` }, async () => {
+test("shipped world: the model answers a sample of 50 facts, also through held-out paraphrases", async () => {
+  for (const f of ["config.json", "model.safetensors", "tokenizer.json", "world/kb.json", "world/edits.json", "world/quality.json", "world/control-facts.jsonl"]) {
+    assert.ok(fs.existsSync(path.join(SHIPPED, f)), `worlds/factworld-v1/${f} is shipped`);
+  }
   const model = await LanguageModel.load(SHIPPED);
   const tok = model.tokenizer!;
   const kb = JSON.parse(fs.readFileSync(path.join(SHIPPED, "world", "kb.json"), "utf8")) as KnowledgeBase;
@@ -193,6 +198,18 @@ test("shipped world: the model answers a sample of 50 facts", { skip: fs.existsS
   // the first training template of each relation: ≥ 48 of 50 (the model is ≥ 95 % right on all facts)
   const acc = factAccuracy(model, kb, sample, "train", encode, { maxTemplates: 1, bos: tok.addsBos ? tok.bosTokenId : null });
   assert.ok(acc.correct >= 48, `${acc.correct}/50 facts answered correctly (training template)`);
+  // the held-out paraphrase compositions: the quality bar is 80 % over all facts
+  const para = factAccuracy(model, kb, sample, "heldOut", encode, { bos: tok.addsBos ? tok.bosTokenId : null });
+  assert.ok(para.accuracy >= 0.75, `${para.correct}/${para.total} paraphrase prompts answered correctly`);
+  // the numbers the README quotes are those of the stored model
+  const q = JSON.parse(fs.readFileSync(path.join(SHIPPED, "world", "quality.json"), "utf8"));
+  assert.ok(q.factAccuracy.trainTemplates.accuracy >= 0.95 && q.factAccuracy.heldOutTemplates.accuracy >= 0.8, "quality.json meets the bar");
+  // the shipped statistics are those of the edited layers of the model's preset, for this model
+  for (const l of presetFor(model.config).methods.deltaedit!["editLayers"] as number[]) {
+    const m = readStatsFile(path.join(SHIPPED, "stats", `layer-${l}.safetensors`));
+    assert.ok(isComplete(m) && m.dIn === model.config.intermediateSize, `stats of layer ${l}`);
+    assert.equal(m.provenance.modelHash, modelFingerprint(model), `stats of layer ${l} belong to the shipped weights`);
+  }
   // and as a person would see it: greedy generation of the object after a prompt
   const f = sample.find((x) => x.relationId === "P103")!;
   const rel = kb.relations.find((r) => r.id === "P103")!;

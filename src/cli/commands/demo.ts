@@ -48,6 +48,7 @@ export const command: CommandSpec = {
       edits = Math.min(edits, 288);
       io.err(`demo: the fact world ${path.relative(process.cwd(), world) || world} is not built yet; using the bundled stories260k model and its 288-request edit stream instead (neighborhood scored against the unedited model's own continuations)\n`);
     }
+    // scored at these stream lengths (all edits so far each time), and at the end
     const cps = [50, 100, 200, 300, 400, 500, 750, 1000, 1500, 2000, 2500, 3000].filter((n) => n < edits);
     io.err(`demo: ${edits} sequential edits (batch 1) with ${str(args, "methods")} on ${path.relative(process.cwd(), model) || model}; output in ${out}\n`);
     const facts = path.join(world, "world", "control-facts.jsonl");

@@ -35,6 +35,9 @@ function checkRecord(kb: KnowledgeBase, rec: EditRecord): void {
   assert.equal(rec.paraphrase_prompts.length, 2);
   assert.equal(new Set(rec.paraphrase_prompts).size, 2);
   for (const p of rec.paraphrase_prompts) assert.equal(parsePrompt(kb, rw.relation_id, p, true), rw.subject, `paraphrase "${p}"`);
+  // a paraphrase rewords the request: never the held-out composition that wraps the requested prompt itself
+  const own = rw.prompt.replace("{}", rw.subject).toLowerCase();
+  for (const p of rec.paraphrase_prompts) assert.ok(!p.toLowerCase().endsWith(" " + own), `paraphrase "${p}" only prefixes the requested prompt`);
   assert.ok(rec.neighborhood_prompts.length <= 10);
   for (const p of rec.neighborhood_prompts) {
     const s = parsePrompt(kb, rw.relation_id, p, false);

@@ -23,7 +23,7 @@ export const command: CommandSpec = {
   summary: "run MEMIT, AlphaEdit and DeltaEdit on the bundled fact world and write the report",
   usage: "deltaedit demo [--edits N] [--out DIR] [--fresh]",
   options: {
-    edits: { type: "number", description: "length of the edit stream", default: 600, valueName: "N" },
+    edits: { type: "number", description: "length of the edit stream", default: 400, valueName: "N" },
     methods: { type: "string", description: "methods to compare", default: "memit,alphaedit,deltaedit", valueName: "LIST" },
     out: { type: "string", description: "output directory (rerun to resume)", default: "runs/demo", valueName: "DIR" },
     fresh: { type: "boolean", description: "delete an earlier demo run in --out first" },

@@ -8,10 +8,10 @@
  * Defaults (the shipped factworld-v1; see docs/world.md for the reasoning):
  *   3 160 facts (450 people × 6 + 60 cities + 80 companies × 2 + 120 bands × 2),
  *   every fact stated once through each of its 16 training templates (4 of relations.ts +
- *   12 of extratemplates.ts), 10 % filler sentences (30 % of them general-vocabulary sentences
- *   of vocabulary.ts), byte-level BPE with 4 096 tokens,
- *   Llama with C = 256, 4 blocks, 8 query / 4 key-value heads of 32, F = 1 024 (= 4C, as GPT-2),
- *   128 positions, tied embeddings; 2 000 MultiCounterFact-format edit records.
+ *   12 of extratemplates.ts), 30 % of them after a context opener (paraphrase.ts), 10 % filler
+ *   sentences (30 % of them general-vocabulary sentences of vocabulary.ts), byte-level BPE with
+ *   4 096 tokens, Llama with C = 256, 6 blocks, 8 query / 4 key-value heads of 32, F = 768 (3C),
+ *   128 positions, tied embeddings; 3 000 MultiCounterFact-format edit records.
  */
 import { DeltaEditError } from "../../errors.js";
 import { parseModelConfig, type ModelConfig } from "../../model/config.js";

@@ -6,7 +6,8 @@
  *   1. Fact units. For each repeat r < repeatsPerFact and each round k < maxTrainTemplates, every
  *      subject gets one unit: its facts, each stated with one training template, in shuffled
  *      order. Templates are assigned through a per-(fact, repeat) shuffled permutation, so each
- *      (fact, training template) pair is stated exactly `repeatsPerFact` times.
+ *      (fact, training template) pair is stated exactly `repeatsPerFact` times. With `openers`, a
+ *      share of these sentences is preceded by a context opener, never forming a held-out paraphrase.
  *   2. Filler units: single sentences or short stories, until filler sentences make up
  *      `fillerRatio` of all sentences.
  *   3. All units are shuffled and packed into documents of `docSentences` sentences (a unit is

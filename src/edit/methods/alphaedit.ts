@@ -8,7 +8,7 @@ import { insertionLoop, type LayerSolve } from "../insertion.js";
 import { NullSpaceProjector } from "../projector.js";
 import { AlphaEditSolver, accumulatePastCov, denseAlphaEditSolve, type AlphaEditStep } from "../solve.js";
 import type { EditRequest } from "../request.js";
-import { checkFamilyParams, computeTargets, requestReport, targetParams, type MemitFamilyParams, familyDefaults } from "./memitFamily.js";
+import { checkFamilyParams, computeTargets, familyOutcome, targetParams, type MemitFamilyParams, familyDefaults } from "./memitFamily.js";
 import { since, type BatchOutcome, type EditContext, type EditMethod } from "./method.js";
 import { resolveParams } from "./params.js";
 
@@ -128,13 +128,7 @@ export class AlphaEdit implements EditMethod {
       throw e;
     }
     core.commit();
-    return {
-      updates: ins.updates,
-      requests: requests.map((r, j) => requestReport(r, results[j]!)),
-      layerStats: ins.layerStats,
-      timings: { target: tTarget, keys: ins.keysSeconds, solve: ins.solveSeconds, apply: ins.applySeconds, total: since(t0) },
-      replayData: {},
-    };
+    return familyOutcome(requests, results, ins, t0, tTarget);
   }
 
   replay(ctx: EditContext, outcome: BatchOutcome): void {

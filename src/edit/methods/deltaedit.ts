@@ -19,7 +19,7 @@ import { buildInfluenceProjector, NoiseMonitor, noiseVector, type NoiseParams } 
 import type { EditRequest } from "../request.js";
 import type { ProjectionHook } from "../target.js";
 import { alphaEditDefaults, NullSpaceSolve, type AlphaEditParams } from "./alphaedit.js";
-import { checkFamilyParams, computeTargets, requestReport, targetParams } from "./memitFamily.js";
+import { checkFamilyParams, computeTargets, familyOutcome, requestReport, targetParams } from "./memitFamily.js";
 import { since, type BatchOutcome, type EditContext, type EditMethod, type RequestReport } from "./method.js";
 import { resolveParams } from "./params.js";
 
@@ -132,13 +132,9 @@ export class DeltaEdit implements EditMethod {
     const zUpdate = ins.updates.find((u) => u.layer === this.params.targetLayer)!;
     this.accumulate(zUpdate.influence!, zUpdate.activation!, zUpdate.n, C, F);
     const reports = requests.map((r, j) => ({ ...requestReport(r, results[j]!), noise: noise[j]! }));
-    return {
-      updates: ins.updates,
-      requests: reports,
-      layerStats: ins.layerStats,
-      timings: { target: tTarget, keys: ins.keysSeconds, solve: ins.solveSeconds, apply: ins.applySeconds, total: since(t0), projection: projectionSeconds } as BatchOutcome["timings"],
-      replayData: { noise: noise.map((x) => ({ requestCount: x.requestCount, nu: x.nu })) },
-    };
+    const outcome = familyOutcome(requests, results, ins, t0, tTarget, { reports, replayData: { noise: noise.map((x) => ({ requestCount: x.requestCount, nu: x.nu })) } });
+    outcome.timings = { ...outcome.timings, projection: projectionSeconds } as BatchOutcome["timings"];
+    return outcome;
   }
 
   private restoreMonitor(s: { requestCount: number; mu: number | null; variance: number | null }): void {

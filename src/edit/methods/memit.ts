@@ -6,7 +6,7 @@
 import { insertionLoop, type LayerSolve } from "../insertion.js";
 import { MemitSolver } from "../solveMemit.js";
 import type { EditRequest } from "../request.js";
-import { checkFamilyParams, computeTargets, requestReport, targetParams, type MemitFamilyParams, familyDefaults } from "./memitFamily.js";
+import { checkFamilyParams, computeTargets, familyOutcome, targetParams, type MemitFamilyParams, familyDefaults } from "./memitFamily.js";
 import { since, type BatchOutcome, type EditContext, type EditMethod } from "./method.js";
 import { resolveParams } from "./params.js";
 
@@ -53,13 +53,7 @@ export class Memit implements EditMethod {
     const tTarget = since(t0);
     this.layerSolve ??= new MemitLayerSolve(ctx, this.params.mom2UpdateWeight);
     const ins = insertionLoop(ctx.model, requests, ctx.templates.memit, this.params.editLayers, this.params.targetLayer, z, this.layerSolve);
-    return {
-      updates: ins.updates,
-      requests: requests.map((r, j) => requestReport(r, results[j]!)),
-      layerStats: ins.layerStats,
-      timings: { target: tTarget, keys: ins.keysSeconds, solve: ins.solveSeconds, apply: ins.applySeconds, total: since(t0) },
-      replayData: {},
-    };
+    return familyOutcome(requests, results, ins, t0, tTarget);
   }
 
   replay(): void {

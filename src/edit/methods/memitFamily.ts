@@ -4,9 +4,10 @@
  * with the model as it was before the batch).
  */
 import { DeltaEditError } from "../../errors.js";
+import type { InsertionResult } from "../insertion.js";
 import type { EditRequest } from "../request.js";
 import { computeTarget, type ProjectionHook, type TargetParams, type TargetResult } from "../target.js";
-import type { EditContext, RequestReport } from "./method.js";
+import { since, type BatchOutcome, type EditContext, type RequestReport } from "./method.js";
 
 export interface MemitFamilyParams {
   /** Distinct edited layers, ascending (the reference's duplicated last entry is not used, ODD-12). */
@@ -93,4 +94,26 @@ export function requestReport(r: EditRequest, t: TargetResult): RequestReport {
     tn += t.t0[i]! * t.t0[i]!;
   }
   return { caseId: r.caseId, index: r.index, steps: t.steps, stopReason: t.stopReason, finalLoss: last.total, finalAvgProb: last.avgProb, deltaNorm: Math.sqrt(dn), t0Norm: Math.sqrt(tn), warnings: t.warnings };
+}
+
+/**
+ * The batch outcome of a MEMIT-family method: the insertion loop's updates and layer statistics,
+ * one report per request, and the timings (`t0` = start of applyBatch, `extraApply` = seconds spent
+ * applying after the loop, e.g. RECT's mask).
+ */
+export function familyOutcome(
+  requests: readonly EditRequest[],
+  results: readonly TargetResult[],
+  ins: InsertionResult,
+  t0: number,
+  tTarget: number,
+  extra: { extraApply?: number; reports?: RequestReport[]; replayData?: Record<string, unknown> } = {},
+): BatchOutcome {
+  return {
+    updates: ins.updates,
+    requests: extra.reports ?? requests.map((r, j) => requestReport(r, results[j]!)),
+    layerStats: ins.layerStats,
+    timings: { target: tTarget, keys: ins.keysSeconds, solve: ins.solveSeconds, apply: ins.applySeconds + (extra.extraApply ?? 0), total: since(t0) },
+    replayData: extra.replayData ?? {},
+  };
 }

@@ -21,7 +21,7 @@ import { insertionLoop } from "../insertion.js";
 import type { EditRequest } from "../request.js";
 import { applyDense, weightOutIn } from "../update.js";
 import { memitDefaults, MemitLayerSolve, type MemitParams } from "./memit.js";
-import { checkFamilyParams, computeTargets, requestReport, targetParams } from "./memitFamily.js";
+import { checkFamilyParams, computeTargets, familyOutcome, targetParams } from "./memitFamily.js";
 import { since, type BatchOutcome, type EditContext, type EditMethod, type LayerUpdate } from "./method.js";
 import { resolveParams } from "./params.js";
 
@@ -72,13 +72,7 @@ export class Prune implements EditMethod {
     const tTarget = since(t0);
     this.layerSolve ??= new MemitLayerSolve(ctx, this.params.mom2UpdateWeight);
     const ins = insertionLoop(ctx.model, requests, ctx.templates.memit, this.params.editLayers, this.params.targetLayer, z, this.layerSolve);
-    return {
-      updates: ins.updates,
-      requests: requests.map((r, j) => requestReport(r, results[j]!)),
-      layerStats: ins.layerStats,
-      timings: { target: tTarget, keys: ins.keysSeconds, solve: ins.solveSeconds, apply: ins.applySeconds, total: since(t0) },
-      replayData: {},
-    };
+    return familyOutcome(requests, results, ins, t0, tTarget);
   }
 
   /**

@@ -22,7 +22,7 @@ import { insertionLoop, type LayerSolve } from "../insertion.js";
 import type { EditRequest } from "../request.js";
 import { applyDense, denseDelta, frobenius, weightOutIn } from "../update.js";
 import { memitDefaults, MemitLayerSolve, type MemitParams } from "./memit.js";
-import { checkFamilyParams, computeTargets, requestReport, targetParams } from "./memitFamily.js";
+import { checkFamilyParams, computeTargets, familyOutcome, targetParams } from "./memitFamily.js";
 import { since, type BatchOutcome, type EditContext, type EditMethod } from "./method.js";
 import { resolveParams } from "./params.js";
 
@@ -107,13 +107,7 @@ export class Rect implements EditMethod {
         ins.layerStats[i]!.deltaNorm = frobenius(u.dense);
       });
     }
-    return {
-      updates: ins.updates,
-      requests: requests.map((r, j) => requestReport(r, results[j]!)),
-      layerStats: ins.layerStats,
-      timings: { target: tTarget, keys: ins.keysSeconds, solve: ins.solveSeconds, apply: ins.applySeconds + since(ta), total: since(t0) },
-      replayData: {},
-    };
+    return familyOutcome(requests, results, ins, t0, tTarget, { extraApply: since(ta) });
   }
 
   replay(): void {

@@ -26,6 +26,31 @@ function memitFamily(layers: number[], lossLayer: number, extra: Record<string, 
   return { editLayers: layers, targetLayer: Math.max(...layers), lossLayer, ...extra };
 }
 
+interface FamilySettings {
+  /** Target-optimisation settings every MEMIT-family method shares (numGradSteps, lr, …). */
+  shared?: Record<string, unknown>;
+  /** AlphaEdit/DeltaEdit λ. */
+  l2?: number;
+  /** MEMIT/PRUNE/RECT λ_m. */
+  mom2UpdateWeight?: number;
+  /** DeltaEdit's noise-monitor settings (varMultiplier, space, …). */
+  deltaedit?: Record<string, unknown>;
+}
+
+/** The five MEMIT-family entries of a preset: same layers and target settings, each method's own λ. */
+function memitFamilies(layers: number[], lossLayer: number, o: FamilySettings = {}): Preset["methods"] {
+  const entry = (extra: Record<string, unknown>): Record<string, unknown> => memitFamily(layers, lossLayer, { ...o.shared, ...extra });
+  const ridge = o.l2 === undefined ? {} : { l2: o.l2 };
+  const covWeight = o.mom2UpdateWeight === undefined ? {} : { mom2UpdateWeight: o.mom2UpdateWeight };
+  return {
+    deltaedit: entry({ ...ridge, ...o.deltaedit }),
+    alphaedit: entry(ridge),
+    memit: entry(covWeight),
+    prune: entry(covWeight),
+    rect: entry(covWeight),
+  };
+}
+
 const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 
 export const PRESETS: readonly Preset[] = [
@@ -35,11 +60,7 @@ export const PRESETS: readonly Preset[] = [
     numLayers: 48,
     hidden: 1600,
     methods: {
-      deltaedit: memitFamily(range(13, 17), 47, { numGradSteps: 20, lr: 0.5, l2: 1, varMultiplier: 3, space: 0.25 }),
-      alphaedit: memitFamily(range(13, 17), 47, { numGradSteps: 20, lr: 0.5, l2: 1 }),
-      memit: memitFamily(range(13, 17), 47, { numGradSteps: 20, lr: 0.5, mom2UpdateWeight: 20000 }),
-      prune: memitFamily(range(13, 17), 47, { numGradSteps: 20, lr: 0.5, mom2UpdateWeight: 20000 }),
-      rect: memitFamily(range(13, 17), 47, { numGradSteps: 20, lr: 0.5, mom2UpdateWeight: 20000 }),
+      ...memitFamilies(range(13, 17), 47, { shared: { numGradSteps: 20, lr: 0.5 }, l2: 1, mom2UpdateWeight: 20000, deltaedit: { varMultiplier: 3, space: 0.25 } }),
       rome: { layer: 17, lossLayer: 47, numGradSteps: 20, lr: 0.5, weightDecay: 0.5, clampNormFactor: 4, mom2Adjustment: true },
       ft: { layers: [0], lr: 5e-4, numSteps: 25, batchSize: 64, normConstraint: 5e-4 },
     },
@@ -50,11 +71,7 @@ export const PRESETS: readonly Preset[] = [
     numLayers: 32,
     hidden: 4096,
     methods: {
-      deltaedit: memitFamily(range(4, 8), 31, { numGradSteps: 25, lr: 0.1, l2: 10, varMultiplier: 1.5, space: 0.25 }),
-      alphaedit: memitFamily(range(4, 8), 31, { numGradSteps: 25, lr: 0.1, l2: 10 }),
-      memit: memitFamily(range(4, 8), 31, { numGradSteps: 25, lr: 0.1, mom2UpdateWeight: 15000 }),
-      prune: memitFamily(range(4, 8), 31, { numGradSteps: 25, lr: 0.1, mom2UpdateWeight: 15000 }),
-      rect: memitFamily(range(4, 8), 31, { numGradSteps: 25, lr: 0.1, mom2UpdateWeight: 15000 }),
+      ...memitFamilies(range(4, 8), 31, { shared: { numGradSteps: 25, lr: 0.1 }, l2: 10, mom2UpdateWeight: 15000, deltaedit: { varMultiplier: 1.5, space: 0.25 } }),
       rome: { layer: 5, lossLayer: 31, numGradSteps: 25, lr: 0.5, weightDecay: 1e-3, clampNormFactor: 4, mom2Adjustment: false },
       ft: { layers: [21], lr: 5e-4, numSteps: 25, batchSize: 64, normConstraint: null },
     },
@@ -65,11 +82,7 @@ export const PRESETS: readonly Preset[] = [
     numLayers: 12,
     hidden: 768,
     methods: {
-      deltaedit: memitFamily(range(3, 4), 11, { l2: 1 }),
-      alphaedit: memitFamily(range(3, 4), 11, { l2: 1 }),
-      memit: memitFamily(range(3, 4), 11),
-      prune: memitFamily(range(3, 4), 11),
-      rect: memitFamily(range(3, 4), 11),
+      ...memitFamilies(range(3, 4), 11, { l2: 1 }),
       rome: { layer: 4, lossLayer: 11 },
       ft: { layers: [0] },
     },
@@ -80,11 +93,7 @@ export const PRESETS: readonly Preset[] = [
     numLayers: 24,
     hidden: 1024,
     methods: {
-      deltaedit: memitFamily(range(6, 8), 23, { l2: 1 }),
-      alphaedit: memitFamily(range(6, 8), 23, { l2: 1 }),
-      memit: memitFamily(range(6, 8), 23),
-      prune: memitFamily(range(6, 8), 23),
-      rect: memitFamily(range(6, 8), 23),
+      ...memitFamilies(range(6, 8), 23, { l2: 1 }),
       rome: { layer: 8, lossLayer: 23 },
       ft: { layers: [0] },
     },
@@ -95,11 +104,7 @@ export const PRESETS: readonly Preset[] = [
     numLayers: 5,
     hidden: 64,
     methods: {
-      deltaedit: memitFamily([1, 2, 3], 4, { l2: 0.1 }),
-      alphaedit: memitFamily([1, 2, 3], 4, { l2: 0.1 }),
-      memit: memitFamily([1, 2, 3], 4, { mom2UpdateWeight: 100 }),
-      prune: memitFamily([1, 2, 3], 4, { mom2UpdateWeight: 100 }),
-      rect: memitFamily([1, 2, 3], 4, { mom2UpdateWeight: 100 }),
+      ...memitFamilies([1, 2, 3], 4, { l2: 0.1, mom2UpdateWeight: 100 }),
       rome: { layer: 2, lossLayer: 4, mom2Adjustment: true },
       ft: { layers: [2], normConstraint: 5e-3 },
     },
@@ -110,11 +115,7 @@ export const PRESETS: readonly Preset[] = [
     numLayers: 2,
     hidden: 64,
     methods: {
-      deltaedit: memitFamily([0, 1], 1, { l2: 1 }),
-      alphaedit: memitFamily([0, 1], 1, { l2: 1 }),
-      memit: memitFamily([0, 1], 1, { mom2UpdateWeight: 100 }),
-      prune: memitFamily([0, 1], 1, { mom2UpdateWeight: 100 }),
-      rect: memitFamily([0, 1], 1, { mom2UpdateWeight: 100 }),
+      ...memitFamilies([0, 1], 1, { l2: 1, mom2UpdateWeight: 100 }),
       rome: { layer: 0, lossLayer: 1, mom2Adjustment: true },
       ft: { layers: [0], normConstraint: 5e-3 },
     },
@@ -129,11 +130,7 @@ export const PRESETS: readonly Preset[] = [
     numLayers: 6,
     hidden: 256,
     methods: {
-      deltaedit: memitFamily([1, 2], 5, { lr: 2, l2: 1 }),
-      alphaedit: memitFamily([1, 2], 5, { lr: 2, l2: 1 }),
-      memit: memitFamily([1, 2], 5, { lr: 2, mom2UpdateWeight: 1000 }),
-      prune: memitFamily([1, 2], 5, { lr: 2, mom2UpdateWeight: 1000 }),
-      rect: memitFamily([1, 2], 5, { lr: 2, mom2UpdateWeight: 1000 }),
+      ...memitFamilies([1, 2], 5, { shared: { lr: 2 }, l2: 1, mom2UpdateWeight: 1000 }),
       rome: { layer: 2, lossLayer: 5, lr: 2, mom2Adjustment: true },
       ft: { layers: [2], normConstraint: 5e-3 },
     },
@@ -172,11 +169,7 @@ export function genericPreset(cfg: ModelConfig): Preset {
     numLayers: L,
     hidden: cfg.hiddenSize,
     methods: {
-      deltaedit: memitFamily(layers, L - 1),
-      alphaedit: memitFamily(layers, L - 1),
-      memit: memitFamily(layers, L - 1, { mom2UpdateWeight: 20000 }),
-      prune: memitFamily(layers, L - 1),
-      rect: memitFamily(layers, L - 1),
+      ...memitFamilies(layers, L - 1, { mom2UpdateWeight: 20000 }),
       rome: { layer: z, lossLayer: L - 1 },
       ft: { layers: [0] },
     },

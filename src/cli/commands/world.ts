@@ -48,7 +48,7 @@ export const trainCommand: CommandSpec = {
   options: {
     out: { type: "string", description: "output directory (a Hugging Face model directory + world/)", default: "runs/factworld", valueName: "DIR" },
     seed: { type: "number", description: "world seed (knowledge base, corpus, edits, init and data order derive from it)", default: 0, valueName: "S" },
-    steps: { type: "number", description: "optimizer steps (default 5000)", valueName: "N" },
+    steps: { type: "number", description: "optimizer steps (default 4000)", valueName: "N" },
     lr: { type: "number", description: "peak learning rate (default 4e-3)", valueName: "X" },
     "batch-size": { type: "number", description: "windows per micro-batch (default 8)", valueName: "B" },
     "seq-len": { type: "number", description: "tokens per window (default 128)", valueName: "T" },

@@ -39,7 +39,7 @@ import { buildWorld, SUB_SEEDS, tokenStream, type World, type WorldOptions } fro
 export const WORLD_TRAIN_DEFAULTS: Readonly<Partial<TrainParams>> = Object.freeze({
   batchSize: 8,
   seqLen: 128,
-  steps: 5000,
+  steps: 4000,
   lr: 4e-3,
   warmupSteps: 150,
   evalEvery: 400,

@@ -30,6 +30,12 @@ export interface CorpusOptions {
   seed: number;
   /** How many times each (fact, training template) pair is stated in `train`. Default 3. */
   repeatsPerFact?: number;
+  /**
+   * One unit per fact sentence instead of one per (subject, round): a document then mixes subjects,
+   * and with `docSentences` [1, 1] every fact sentence is a document of its own, right after BOS.
+   * Default false.
+   */
+  splitFactUnits?: boolean;
   /** Fraction of all sentences that are filler, in [0, 1). Default 0.3. */
   fillerRatio?: number;
   /** Size of `heldOut` relative to `train`, in sentences, in [0, 1]. Default 0.02. */
@@ -68,7 +74,7 @@ export interface Corpus {
 
 export const CORPUS_DEFAULTS = Object.freeze({ repeatsPerFact: 3, fillerRatio: 0.3, heldOutFraction: 0.02, docSentences: Object.freeze([3, 8] as const) });
 
-const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "fillerRatio", "heldOutFraction", "docSentences", "extraTemplates", "extraTemplatesPerFact", "extraFiller", "openers"];
+const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "splitFactUnits", "fillerRatio", "heldOutFraction", "docSentences", "extraTemplates", "extraTemplatesPerFact", "extraFiller", "openers"];
 
 /** The sentence stating `fact` through `template`. */
 export function factSentence(fact: Fact, template: string): string {
@@ -147,7 +153,8 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
           if (k < perm.length) unit.push(factSentence(f, frame(f, templatesOf(f)[perm[k]!]!)));
         });
         if (unit.length > 0) {
-          units.push(rng.shuffle(unit));
+          if (opts.splitFactUnits === true) for (const sentence of unit) units.push([sentence]);
+          else units.push(rng.shuffle(unit));
           factSentences += unit.length;
         }
       });

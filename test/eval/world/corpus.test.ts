@@ -51,6 +51,21 @@ test("corpus: every (fact, training template) sentence appears exactly repeatsPe
   assert.ok(Math.min(...lens) >= 1 && lens.filter((n) => n >= 3).length / lens.length > 0.9, "documents have a few sentences");
 });
 
+test("corpus: splitFactUnits with one-sentence documents puts every fact sentence at a document start", () => {
+  const kb = buildKnowledgeBase({ seed: 4, ...SMALL });
+  const c = buildCorpus(kb, { seed: 4, repeatsPerFact: 1, splitFactUnits: true, docSentences: [1, 1], fillerRatio: 0 });
+  const facts = new Set(kb.facts.flatMap((f) => kb.relations.find((r) => r.id === f.relationId)!.trainTemplates.map((t) => factSentence(f, t))));
+  const seen = new Map<string, number>();
+  for (const d of c.train) {
+    assert.equal(sentences(d).length, 1, `one sentence per document: "${d}"`);
+    seen.set(d, (seen.get(d) ?? 0) + 1);
+  }
+  for (const s of facts) assert.equal(seen.get(s), 1, `"${s}" is a document`);
+  // the default keeps a subject's facts together in one unit
+  const grouped = buildCorpus(kb, { seed: 4, docSentences: [1, 1], fillerRatio: 0 });
+  assert.ok(grouped.train.some((d) => sentences(d).length > 1), "without splitFactUnits a unit holds several facts");
+});
+
 test("corpus (default size): novel wordings never appear; held-out split is fact + filler text", () => {
   const kb = buildKnowledgeBase({ seed: 0 });
   const c = buildCorpus(kb, { seed: 0 });

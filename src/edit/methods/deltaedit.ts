@@ -132,9 +132,8 @@ export class DeltaEdit implements EditMethod {
     const zUpdate = ins.updates.find((u) => u.layer === this.params.targetLayer)!;
     this.accumulate(zUpdate.influence!, zUpdate.activation!, zUpdate.n, C, F);
     const reports = requests.map((r, j) => ({ ...requestReport(r, results[j]!), noise: noise[j]! }));
-    const outcome = familyOutcome(requests, results, ins, t0, tTarget, { reports, replayData: { noise: noise.map((x) => ({ requestCount: x.requestCount, nu: x.nu })) } });
-    outcome.timings = { ...outcome.timings, projection: projectionSeconds } as BatchOutcome["timings"];
-    return outcome;
+    const replayData = { noise: noise.map((x) => ({ requestCount: x.requestCount, nu: x.nu })) };
+    return familyOutcome(requests, results, ins, t0, tTarget, { reports, replayData, extraTimings: { projection: projectionSeconds } });
   }
 
   private restoreMonitor(s: { requestCount: number; mu: number | null; variance: number | null }): void {

@@ -99,7 +99,8 @@ export function requestReport(r: EditRequest, t: TargetResult): RequestReport {
 /**
  * The batch outcome of a MEMIT-family method: the insertion loop's updates and layer statistics,
  * one report per request, and the timings (`t0` = start of applyBatch, `extraApply` = seconds spent
- * applying after the loop, e.g. RECT's mask).
+ * applying after the loop, e.g. RECT's mask; `extraTimings` = method-specific phases, e.g. DeltaEdit's
+ * projection).
  */
 export function familyOutcome(
   requests: readonly EditRequest[],
@@ -107,13 +108,13 @@ export function familyOutcome(
   ins: InsertionResult,
   t0: number,
   tTarget: number,
-  extra: { extraApply?: number; reports?: RequestReport[]; replayData?: Record<string, unknown> } = {},
+  extra: { extraApply?: number; extraTimings?: Record<string, number>; reports?: RequestReport[]; replayData?: Record<string, unknown> } = {},
 ): BatchOutcome {
   return {
     updates: ins.updates,
     requests: extra.reports ?? requests.map((r, j) => requestReport(r, results[j]!)),
     layerStats: ins.layerStats,
-    timings: { target: tTarget, keys: ins.keysSeconds, solve: ins.solveSeconds, apply: ins.applySeconds + (extra.extraApply ?? 0), total: since(t0) },
+    timings: { target: tTarget, keys: ins.keysSeconds, solve: ins.solveSeconds, apply: ins.applySeconds + (extra.extraApply ?? 0), total: since(t0), ...extra.extraTimings },
     replayData: extra.replayData ?? {},
   };
 }

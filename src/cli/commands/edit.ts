@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { DeltaEditError } from "../../errors.js";
 import { METHOD_NAMES, type MethodName } from "../../edit/methods/method.js";
+import { PRESETS } from "../../edit/presets.js";
 import { readRequestsFile } from "../../edit/request.js";
 import { EditSession } from "../../edit/session/session.js";
 import { packageVersion } from "../version.js";
@@ -31,7 +32,7 @@ export const command: CommandSpec = {
     edits: { type: "string", description: "edit requests: CounterFact/MultiCounterFact JSON, or JSONL {prompt, subject, target_new}", required: true, valueName: "FILE" },
     session: { type: "string", description: "session directory (manifest, journal, factors)", required: true, valueName: "DIR" },
     batch: { type: "number", description: "requests per batch (the paper's protocol: 1)", default: 1, valueName: "N" },
-    preset: { type: "string", description: "hyperparameter preset (gpt2-xl, llama3-8b, gpt2, gpt2-medium, stories260k, tiny-gpt2-random; default: matched to the model's shape)", valueName: "NAME" },
+    preset: { type: "string", description: `hyperparameter preset (${PRESETS.map((p) => p.name).join(", ")}; default: matched to the model's shape)`, valueName: "NAME" },
     set: { type: "list", description: "override a hyperparameter, e.g. --set l2=10 --set editLayers=4,5,6 (repeatable)", valueName: "KEY=VALUE" },
     resume: { type: "boolean", description: "continue an interrupted session" },
     limit: { type: "number", description: "stop after this many requests of the stream", valueName: "N" },

@@ -63,7 +63,8 @@ export interface WorldOptions {
 
 export const WORLD_DEFAULTS = Object.freeze({
   kb: Object.freeze({ people: 450, cities: 60, companies: 80, bands: 120 }),
-  corpus: Object.freeze({ repeatsPerFact: 1, fillerRatio: 0.1, heldOutFraction: 0.02 }),
+  // one fact sentence per document: every fact is stated right after BOS, as it is measured and edited
+  corpus: Object.freeze({ repeatsPerFact: 1, fillerRatio: 0.1, heldOutFraction: 0.02, splitFactUnits: true, docSentences: Object.freeze([1, 1] as const) }),
   /** Share of fact sentences preceded by a context opener (paraphrase.ts). */
   openerShare: 0.3,
   vocabSize: 4096,

@@ -92,6 +92,23 @@ test("summary table: title with protocol and modes, aligned mean ± std cells, b
   assert.equal(summaryTable(r, { edits: 777 }).rows[0]!.cells[0]!.text, "-", "a checkpoint a method lacks shows '-'");
 });
 
+test("summary table: the lowest held-out perplexity is the best one, the highest control-fact accuracy too", () => {
+  const r = syntheticReport();
+  const ppl = [9.95, 11.13, 6.39, 8.0]; // DeltaEdit, AlphaEdit, MEMIT, FT
+  const facts = [28.75, 25.0, 26.25, 20.0];
+  r.methods.forEach((m, i) => {
+    const last = m.checkpoints[m.checkpoints.length - 1]!;
+    last.metrics["general_perplexity"] = { mean: ppl[i]!, std: 0 };
+    last.metrics["general_fact_accuracy"] = { mean: facts[i]!, std: 0 };
+  });
+  const t = summaryTable(r);
+  const col = (key: string): number => t.columnKeys.indexOf(key) - 1; // cells skip the "method" column
+  assert.ok(col("general_perplexity") >= 0 && col("general_fact_accuracy") >= 0, `columns: ${t.columnKeys.join(", ")}`);
+  const marked = (key: string): string[] => t.rows.filter((row) => row.cells[col(key)]!.best).map((row) => row.method);
+  assert.deepEqual(marked("general_perplexity"), ["memit"], "lowest perplexity marked");
+  assert.deepEqual(marked("general_fact_accuracy"), ["deltaedit"], "highest control-fact accuracy marked");
+});
+
 test("results.json: atomic write, round trip, header, NaN → null, schema errors name the field", () => {
   const dir = tmpDir();
   const r = syntheticReport();

@@ -180,7 +180,7 @@ export function renderHtmlReport(report: BenchReport): string {
   o.push(`<p class="meta"><b>Code</b> <code>${escapeXml(report.codeVersion)}</code>${report.created !== undefined ? ` · started ${escapeXml(report.created)}` : ""}</p>`);
 
   o.push(`<h2>Summary</h2>`, htmlTable(report, "last", styles));
-  o.push(`<p class="caption">Cells: mean ± population std over cases (evaluation spec §3.4; ×100 where the summariser scales). Bold: best in column (lowest for noise_E). Trigger %: share of requests whose DeltaEdit projection fired.</p>`);
+  o.push(`<p class="caption">Cells: mean ± population std over cases (evaluation spec §3.4; ×100 where the summariser scales). Bold: best in column (lowest for perplexity and noise_E). Trigger %: share of requests whose DeltaEdit projection fired.</p>`);
 
   const metricCharts = charts.filter((c) => c.section === "metrics");
   if (metricCharts.length > 0) {

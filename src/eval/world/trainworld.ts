@@ -26,7 +26,7 @@ import { getKernelThreads, getThreads } from "../../kernels/ops.js";
 import { LanguageModel } from "../../model/model.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../../model/half.js";
 import { writeSafetensors } from "../../model/safetensors.js";
-import { evaluateLoss, train, type EvalRecord, type TrainParams } from "../../model/train.js";
+import { evaluateLoss, train, TRAIN_DEFAULTS, type EvalRecord, type TrainParams } from "../../model/train.js";
 import { writeFileAtomic } from "../../model/trainstate.js";
 import { documentStarts, evalWindows } from "../../model/windows.js";
 import { Rng } from "../../util/rng.js";
@@ -160,8 +160,8 @@ export async function trainWorld(opts: TrainWorldOptions): Promise<TrainWorldRes
   if (dtype !== "F32") roundToHalf(model, dtype); // measure the weights as stored
   writeWorldDir(out, world, model, dtype);
   log("measuring fact accuracy on every fact …");
-  const T = trainParams.seqLen ?? 32;
-  const heldLoss = evaluateLoss(model, evalWindows(data.heldOut, T, Number.MAX_SAFE_INTEGER, data.heldOutDocStarts), T, trainParams.batchSize ?? 32);
+  const T = trainParams.seqLen ?? TRAIN_DEFAULTS.seqLen; // the windows the trainer used
+  const heldLoss = evaluateLoss(model, evalWindows(data.heldOut, T, Number.MAX_SAFE_INTEGER, data.heldOutDocStarts), T, trainParams.batchSize ?? TRAIN_DEFAULTS.batchSize);
   const quality: WorldQuality = {
     format: QUALITY_FORMAT,
     version: 1,

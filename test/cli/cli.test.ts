@@ -75,3 +75,24 @@ test("cli errors are messages, not stack traces", async () => {
   assert.equal(r4.code, 0);
   assert.match(r4.out, /--max-new-tokens/);
 });
+
+test("cli world train --help: the defaults it states are the trainer's and the world's", async () => {
+  const { trainCommand } = await import("../../src/cli/commands/world.js");
+  const { WORLD_TRAIN_DEFAULTS } = await import("../../src/eval/world/trainworld.js");
+  const { WORLD_DEFAULTS } = await import("../../src/eval/world/world.js");
+  const { TRAIN_DEFAULTS } = await import("../../src/model/train.js");
+  const train = { ...TRAIN_DEFAULTS, ...WORLD_TRAIN_DEFAULTS };
+  const stated = (option: string): string => {
+    const m = /default ([0-9.e-]+)\)/.exec(trainCommand.options[option]!.description);
+    assert.ok(m, `--${option} states its default: ${trainCommand.options[option]!.description}`);
+    return m[1]!;
+  };
+  const expected: Record<string, number> = {
+    steps: train.steps, lr: train.lr, "batch-size": train.batchSize, "seq-len": train.seqLen, "grad-accum": train.gradAccum,
+    warmup: train.warmupSteps, "eval-every": train.evalEvery, "checkpoint-every": train.checkpointEvery,
+    people: WORLD_DEFAULTS.kb.people, repeats: WORLD_DEFAULTS.corpus.repeatsPerFact, "filler-ratio": WORLD_DEFAULTS.corpus.fillerRatio,
+    vocab: WORLD_DEFAULTS.vocabSize, hidden: WORLD_DEFAULTS.model.hiddenSize, layers: WORLD_DEFAULTS.model.numLayers,
+    intermediate: WORLD_DEFAULTS.model.intermediateSize, "edit-count": WORLD_DEFAULTS.editCount,
+  };
+  for (const [option, value] of Object.entries(expected)) assert.equal(Number(stated(option)), value, `--${option}`);
+});

@@ -18,6 +18,9 @@ export type ErrorCode =
   | "E_NETWORK" // a download failed or the network is unavailable
   | "E_REQUEST" // an edit request is malformed
   | "E_SESSION" // a session directory is inconsistent
+  | "E_LOCKED" // another process holds the session's writer lock
+  | "E_LIMIT" // an input exceeds a documented size limit (positions, ids, elements, depth, bytes)
+  | "E_IO" // a write failed or was short (full disk, permissions)
   | "E_USAGE"; // bad command-line usage
 
 export class DeltaEditError extends Error {

@@ -1,0 +1,126 @@
+/**
+ * Checked file writes: every write loops until all bytes are on disk or fails with an E_IO error
+ * naming the file, and atomic writes (temp + fsync + rename) remove their temporary file on every
+ * error path. `fs.writeSync` may write fewer bytes than asked (a nearly full disk, a signal), so its
+ * return value is never ignored.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { DeltaEditError } from "../errors.js";
+
+/** Suffix of every temporary file or directory deltaedit creates (`<name>.tmp-<pid>`). */
+export const TMP_MARK = ".tmp-";
+
+function ioError(file: string, what: string, e: unknown): DeltaEditError {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  const why = code === "ENOSPC" ? "no space left on device" : code === "EACCES" || code === "EPERM" ? "permission denied" : code === "EROFS" ? "read-only file system" : e instanceof Error ? e.message : String(e);
+  return new DeltaEditError("E_IO", `${file}: ${what} failed: ${why}`, { cause: e, context: { file } });
+}
+
+/** Write all of `data` to `fd` at the current position, looping over short writes. */
+export function writeAll(fd: number, data: string | Uint8Array, file: string): void {
+  const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+  let off = 0;
+  let stalls = 0;
+  while (off < buf.length) {
+    let n: number;
+    try {
+      n = fs.writeSync(fd, buf, off, buf.length - off);
+    } catch (e) {
+      throw ioError(file, "write", e);
+    }
+    if (n <= 0) {
+      if (++stalls > 3) throw new DeltaEditError("E_IO", `${file}: write made no progress after ${off} of ${buf.length} bytes (disk full?)`, { context: { file } });
+      continue;
+    }
+    stalls = 0;
+    off += n;
+  }
+}
+
+/** Atomically replace `file` with `data` (temp + fsync + rename); the temp file never survives an error. */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}${TMP_MARK}${process.pid}`;
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, "w");
+  } catch (e) {
+    throw ioError(tmp, "open", e);
+  }
+  try {
+    try {
+      writeAll(fd, data, tmp);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e instanceof DeltaEditError ? e : ioError(file, "atomic write", e);
+  }
+}
+
+/** Atomically write `value` as pretty JSON with a trailing newline. */
+export function writeJsonAtomic(file: string, value: unknown): void {
+  writeFileAtomic(file, JSON.stringify(value, null, 2) + "\n");
+}
+
+/** Append `text` to `file` and fsync; on a short or failed write the file is truncated back to its old size. */
+export function appendDurable(file: string, text: string): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, "a");
+  } catch (e) {
+    throw ioError(file, "open", e);
+  }
+  const before = fs.fstatSync(fd).size;
+  try {
+    writeAll(fd, text, file);
+    fs.fsyncSync(fd);
+  } catch (e) {
+    try {
+      fs.ftruncateSync(fd, before);
+    } catch {
+      // the caller's next open treats a fragment without newline as torn
+    }
+    throw e instanceof DeltaEditError ? e : ioError(file, "append", e);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Remove temporary files/directories (`*.tmp-<pid>`) in `dir` left by processes that no longer run.
+ * Returns the removed names. Temporaries of live processes (another writer) are kept.
+ */
+export function removeStaleTemporaries(dir: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const i = name.lastIndexOf(TMP_MARK);
+    if (i < 0) continue;
+    const pid = Number(name.slice(i + TMP_MARK.length));
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    if (pid !== process.pid && processAlive(pid)) continue;
+    if (pid === process.pid) continue;
+    fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+/** Whether a process with this pid exists on this host (EPERM counts as alive). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

@@ -111,11 +111,13 @@ export const PRESETS: readonly Preset[] = [
   },
   {
     name: "tiny-gpt2-random",
-    description: "the bundled random tiny GPT-2 fixture (2 blocks, d 64): edit layer 0 … 1, z-layer 1",
+    description:
+      "the bundled random tiny GPT-2 fixture (2 blocks, d 64): edit layer 0, z-layer 0, loss at block 1 (the z-layer must precede the " +
+      "last block: a shift injected after the last block at the subject reaches no later position, so its gradient is exactly zero)",
     numLayers: 2,
     hidden: 64,
     methods: {
-      ...memitFamilies([0, 1], 1, { l2: 1, mom2UpdateWeight: 100 }),
+      ...memitFamilies([0], 1, { l2: 1, mom2UpdateWeight: 100 }),
       rome: { layer: 0, lossLayer: 1, mom2Adjustment: true },
       ft: { layers: [0], normConstraint: 5e-3 },
     },
@@ -158,12 +160,13 @@ export function presetFor(cfg: ModelConfig, name?: string): Preset {
 }
 
 /**
- * Generic rule for other shapes: z-layer at ~35 % depth (gpt2-xl: 17 of 48), the edited layers the
- * z-layer and up to 4 blocks below it, loss at the last block; gpt2-xl optimisation settings.
+ * Generic rule for other shapes: z-layer at ~35 % depth (gpt2-xl: 17 of 48) and never the last
+ * block, the edited layers the z-layer and up to 4 blocks below it, loss at the last block;
+ * gpt2-xl optimisation settings. A 1-block model has no valid z-layer: the methods reject it.
  */
 export function genericPreset(cfg: ModelConfig): Preset {
   const L = cfg.numLayers;
-  const z = Math.max(0, Math.min(L - 1, Math.round(0.35 * L)));
+  const z = Math.max(0, Math.min(L - 2, Math.round(0.35 * L)));
   const layers = range(Math.max(0, z - Math.min(4, Math.floor(L / 4))), z);
   return {
     name: `generic-${L}`,

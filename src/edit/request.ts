@@ -7,6 +7,7 @@
  */
 import fs from "node:fs";
 import { DeltaEditError } from "../errors.js";
+import { checkFieldLength, checkFileSize, REQUEST_LIMITS } from "./requestLimits.js";
 
 export interface EditRequest {
   caseId: string; // case_id as given, or the record's index
@@ -36,16 +37,38 @@ function targetString(v: unknown): string | null {
   return null;
 }
 
+/** Longest case id accepted (characters). */
+const MAX_CASE_ID_CHARS = 256;
+
+/**
+ * A record's case id: a non-empty string (≤ 256 characters) or a safe integer, as given; absent →
+ * the record's index. Anything else (an object, a float, null, a boolean) is rejected by index.
+ */
+function caseIdOf(v: unknown, index: number): string {
+  if (v === undefined) return String(index);
+  if (typeof v === "number" && Number.isSafeInteger(v)) return String(v);
+  if (typeof v === "string" && v.length > 0 && v.length <= MAX_CASE_ID_CHARS && v.trim() === v) return v;
+  const shown = typeof v === "string" ? JSON.stringify(v.slice(0, 40)) + (v.length > 40 ? "…" : "") : v === null ? "null" : Array.isArray(v) ? "an array" : typeof v === "object" ? "an object" : JSON.stringify(v);
+  throw new DeltaEditError("E_REQUEST", `request #${index}: field "case_id" must be a non-empty string (≤ ${MAX_CASE_ID_CHARS} characters, no surrounding spaces) or an integer, got ${shown}`, {
+    context: { index, caseId: String(index), field: "case_id" },
+  });
+}
+
 /** Validate one record (CounterFact or simple form). Throws E_REQUEST naming the record and field. */
 export function parseRequest(rec: unknown, index: number): EditRequest {
   if (!rec || typeof rec !== "object" || Array.isArray(rec)) throw new DeltaEditError("E_REQUEST", `request #${index}: not a JSON object`, { context: { index, field: "(record)" } });
   const r = rec as Record<string, unknown>;
-  const caseId = r["case_id"] !== undefined ? String(r["case_id"]) : String(index);
+  const caseId = caseIdOf(r["case_id"], index);
   const src = (r["requested_rewrite"] && typeof r["requested_rewrite"] === "object" ? r["requested_rewrite"] : r) as Record<string, unknown>;
   const where = `request #${index} (case_id ${caseId})`;
   const fail = (field: string, msg: string): never => {
     throw new DeltaEditError("E_REQUEST", `${where}: field "${field}" ${msg}`, { context: { index, caseId, field } });
   };
+  for (const field of ["prompt", "subject"]) if (typeof src[field] === "string") checkFieldLength(where, field, src[field] as string, { index, caseId });
+  for (const field of ["target_new", "target_true"]) {
+    const t = targetString(src[field]);
+    if (t !== null) checkFieldLength(where, field, t, { index, caseId });
+  }
   const prompt = src["prompt"];
   if (typeof prompt !== "string") return fail("prompt", "is missing or not a string");
   const slots = prompt.split("{}").length - 1;
@@ -60,13 +83,23 @@ export function parseRequest(rec: unknown, index: number): EditRequest {
   return { caseId, index, prompt, subject: subject as string, targetNew: targetNew!, targetTrue: tt, relationId: typeof rel === "string" ? rel : null };
 }
 
-/** Parse a list of records; malformed ones are collected in `rejected`, never fatal. */
+/**
+ * Parse a list of records; malformed ones are collected in `rejected`, never fatal. A case id seen
+ * before is rejected (the first record with that id is kept): editing one case twice is a mistake.
+ */
 export function parseRequests(records: readonly unknown[]): ParsedRequests {
   const requests: EditRequest[] = [];
   const rejected: Rejection[] = [];
+  const firstAt = new Map<string, number>();
   records.forEach((rec, i) => {
     try {
-      requests.push(parseRequest(rec, i));
+      const req = parseRequest(rec, i);
+      const prev = firstAt.get(req.caseId);
+      if (prev !== undefined) {
+        throw new DeltaEditError("E_REQUEST", `request #${i} (case_id ${req.caseId}): field "case_id" duplicates record #${prev}'s; only the first is edited`, { context: { index: i, caseId: req.caseId, field: "case_id" } });
+      }
+      firstAt.set(req.caseId, i);
+      requests.push(req);
     } catch (e) {
       if (!(e instanceof DeltaEditError)) throw e;
       rejected.push({ caseId: String((e.context["caseId"] as string | undefined) ?? i), index: i, field: String(e.context["field"] ?? "(record)"), message: e.message });
@@ -80,6 +113,7 @@ export function parseRequests(records: readonly unknown[]): ParsedRequests {
  * per line). A line that is not valid JSON is rejected by its line number; the rest go on.
  */
 export function readRequestsFile(file: string): ParsedRequests {
+  checkFileSize(file, REQUEST_LIMITS.maxEditsFileBytes, "edit requests");
   let text: string;
   try {
     text = fs.readFileSync(file, "utf8");
@@ -92,8 +126,10 @@ export function readRequestsFile(file: string): ParsedRequests {
     try {
       arr = JSON.parse(text);
     } catch (e) {
-      throw new DeltaEditError("E_REQUEST", `${file}: not valid JSON (${(e as Error).message})`);
+      throw new DeltaEditError("E_REQUEST", `${file}: not valid JSON (${(e as Error).message})`, { context: { file } });
     }
+    if (!Array.isArray(arr)) throw new DeltaEditError("E_REQUEST", `${file}: expected a JSON array of edit records or JSONL`, { context: { file } });
+    if (arr.length === 0) throw new DeltaEditError("E_REQUEST", `${file}: the JSON array holds no edit records`, { context: { file } });
     return parseRequests(arr as unknown[]);
   }
   const records: unknown[] = [];
@@ -106,6 +142,7 @@ export function readRequestsFile(file: string): ParsedRequests {
       bad.push({ caseId: `line ${i + 1}`, index: -1, field: "(json)", message: `${file}:${i + 1}: not valid JSON (${(e as Error).message})` });
     }
   });
+  if (records.length === 0 && bad.length === 0) throw new DeltaEditError("E_REQUEST", `${file}: holds no edit records (empty file, or only blank lines)`, { context: { file } });
   const parsed = parseRequests(records);
   return { requests: parsed.requests, rejected: [...bad, ...parsed.rejected] };
 }

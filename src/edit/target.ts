@@ -124,7 +124,9 @@ export function computeTarget(model: LanguageModel, req: EditRequest, templates:
   if (p.lossLayer !== N - 1) {
     throw new DeltaEditError("E_CONFIG", `lossLayer ${p.lossLayer} is not the model's last block (${N - 1})${p.lossLayer >= N ? ": it does not exist (cf. the reference's Llama3-8B DeltaEdit preset, ODD-10)" : "; only the last block is supported"}`);
   }
-  if (!Number.isInteger(p.layer) || p.layer < 0 || p.layer >= N) throw new DeltaEditError("E_CONFIG", `target layer ${p.layer} outside [0, ${N - 1}]`);
+  if (!Number.isInteger(p.layer) || p.layer < 0 || p.layer >= N - 1) {
+    throw new DeltaEditError("E_CONFIG", `target layer ${p.layer} outside [0, ${N - 2}]: δ must be injected before the last block to reach the target logits`);
+  }
   const C = model.arch.hidden;
   const V = model.arch.vocab;
   const pr = prepare(model, req, templates);
@@ -190,6 +192,10 @@ export function computeTarget(model: LanguageModel, req: EditRequest, templates:
     }
     if (it === p.numGradSteps - 1) break;
     const g = backward(model, res.saved!, kl.dlogits, { injection: true }).dInjection!;
+    if (it === 0 && g.every((x) => x === 0)) {
+      // structurally zero (no path from the injection to the loss), never a rounding accident: the loss is above lossStop
+      throw new DeltaEditError("E_CONFIG", `request ${req.caseId}: the target search's gradient with respect to δ at layer ${p.layer} is identically zero (loss ${total.toPrecision(4)}), so no update can be found; the injection point does not reach the loss — choose an earlier layer`, { context: { field: "layer" } });
+    }
     if (dn > 0) for (let i = 0; i < C; i++) g[i]! += (p.weightDecay * delta[i]!) / (dn * t0n2);
     // Adam (Appendix A): m ← m + (1−β1)(g − m); v ← β2 v + (1−β2) g²
     steps++;

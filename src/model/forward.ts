@@ -139,6 +139,9 @@ export function forward(model: LanguageModel, batch: Batch, opts: ForwardOptions
   const shape = batch.shape;
   const start = opts.startLayer ?? 0;
   const stop = opts.stopAfterLayer ?? N - 1;
+  if (batch.T > model.config.maxPositions) {
+    throw new DeltaEditError("E_LIMIT", `forward: a row of ${batch.T} tokens exceeds the model's ${model.config.maxPositions} positions (config field max_position_embeddings / n_positions)`, { context: { field: "maxPositions" } });
+  }
   if (!Number.isInteger(start) || start < 0 || start > N) throw new DeltaEditError("E_ARG", `forward: startLayer ${start} outside [0, ${N}]`);
   if (!Number.isInteger(stop) || stop < start - 1 || stop >= N) throw new DeltaEditError("E_ARG", `forward: stopAfterLayer ${stop} outside [${start - 1}, ${N - 1}]`);
   const inj = opts.injection ?? null;

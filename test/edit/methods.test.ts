@@ -563,7 +563,7 @@ test("RECT: keeps about keepFraction of the update, the entries with the largest
 });
 
 test("RECT on GPT-2 (stored in × out): the dense record is out × in and matches the applied change", async () => {
-  await checkRect(gpt2, { editLayers: [0, 1], targetLayer: 1, lossLayer: 1, numGradSteps: 5, mom2UpdateWeight: 10 }, 0.4);
+  await checkRect(gpt2, { editLayers: [0], targetLayer: 0, lossLayer: 1, numGradSteps: 5, mom2UpdateWeight: 10 }, 0.4);
 });
 
 // ───────────────────────────── every method: second batch and replay ─────────────────────────────

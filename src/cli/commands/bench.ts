@@ -12,6 +12,8 @@ import { loadAttributeSnippets, loadTfidf, type AttributeSnippets, type TfidfMod
 import { renderSummaryTable } from "../../eval/report/table.js";
 import { resolveModelDir } from "../../model/hub.js";
 import { loadTokenizer } from "../../model/tokenizer.js";
+import { readModelConfig } from "../../model/config.js";
+import { recordsThatFit } from "../../eval/datasets/fit.js";
 import * as ops from "../../kernels/ops.js";
 import { bool, intList, num, str, type CliIO, type CommandSpec, type ParsedArgs } from "../args.js";
 import { ProgressLine, formatDuration } from "../progress.js";
@@ -62,7 +64,9 @@ export async function invokeBench(inv: BenchInvocation, io: CliIO): Promise<numb
   }
   const kind = inv.kind ?? inferKind(file);
   const tok = loadTokenizer(modelDir);
-  const ds = loadDataset(kind, file, { tokenizer: tok, size: inv.edits });
+  const loaded = loadDataset(kind, file, { tokenizer: tok, size: inv.edits });
+  const fit = recordsThatFit(loaded.records, tok, readModelConfig(modelDir).maxPositions);
+  const ds = { ...loaded, records: fit.records, rejected: [...loaded.rejected, ...fit.rejected] };
   for (const r of ds.rejected) log(`rejected: ${r.message}`);
   const heldOut = inv.heldOut ? fs.readFileSync(inv.heldOut, "utf8").split("\n").filter((l) => l.trim().length > 0) : undefined;
   const facts = inv.controlFacts ? fs.readFileSync(inv.controlFacts, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as Fact) : undefined;

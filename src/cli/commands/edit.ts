@@ -49,6 +49,12 @@ export const command: CommandSpec = {
     const statsOpts = { corpus: str(args, "stats-corpus"), samples: num(args, "stats-samples"), maxTokens: num(args, "stats-max-tokens") };
     const clean = Object.fromEntries(Object.entries(statsOpts).filter(([, v]) => v !== undefined));
     const factory = (model: Parameters<typeof prepareSecondMoments>[0], layers: readonly number[]) => prepareSecondMoments(model, layers, clean, log);
+    // the requests are read and validated before a session directory is created or opened
+    const parsed = readRequestsFile(str(args, "edits")!);
+    for (const r of parsed.rejected) log(`rejected: ${r.message}`);
+    if (parsed.requests.length === 0) {
+      throw new DeltaEditError("E_REQUEST", `${str(args, "edits")}: none of its ${parsed.rejected.length} record(s) is a valid edit request (see the rejections above)`);
+    }
     let session: EditSession;
     const resume = bool(args, "resume");
     if (resume) {
@@ -73,8 +79,6 @@ export const command: CommandSpec = {
       if (threads !== undefined) so.threads = threads;
       session = await EditSession.create(so);
     }
-    const parsed = readRequestsFile(str(args, "edits")!);
-    for (const r of parsed.rejected) log(`rejected: ${r.message}`);
     const progress = new ProgressLine(io, "edit");
     const start = session.position;
     const t0 = performance.now();
@@ -107,6 +111,10 @@ export const command: CommandSpec = {
     };
     if (bool(args, "json")) io.out(JSON.stringify(summary) + "\n");
     else io.out(renderTable(["session", "method", "preset", "applied", "rejected", "batches", "position", "time"], [[sessionDir, summary.method, summary.preset, String(res.applied), String(res.rejected), String(summary.batches), String(summary.position), formatDuration(summary.seconds)]]) + "\n");
+    if (res.applied === 0 && res.rejected > 0) {
+      log(`edit: none of the ${res.rejected} request(s) of this run could be applied`);
+      return 1;
+    }
     return 0;
   },
 };

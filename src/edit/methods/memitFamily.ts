@@ -38,15 +38,27 @@ export const familyDefaults: Readonly<MemitFamilyParams> = Object.freeze({
   prefixCache: true,
 });
 
+/**
+ * The layers must make an edit possible: δ is injected at the z-layer's output at the subject's last
+ * token and reaches the target positions only through the attention of later blocks, so the z-layer
+ * (and every edited layer, which lies at or below it) must come strictly before the last block.
+ */
 export function checkFamilyParams(method: string, p: MemitFamilyParams, numLayers: number): void {
   const L = p.editLayers;
-  if (L.length === 0) throw new DeltaEditError("E_CONFIG", `${method}: editLayers is empty`);
+  const last = numLayers - 1;
+  const bad = (field: string, msg: string): never => {
+    throw new DeltaEditError("E_CONFIG", `${method}: ${field} ${msg}`, { context: { field } });
+  };
+  if (numLayers < 2) bad("editLayers", `cannot be chosen for a ${numLayers}-block model: the z-layer must precede a later block`);
+  if (!Array.isArray(L) || L.length === 0) bad("editLayers", "is empty");
   for (let i = 0; i < L.length; i++) {
-    if (!Number.isInteger(L[i]) || L[i]! < 0 || L[i]! >= numLayers) throw new DeltaEditError("E_CONFIG", `${method}: editLayers entry ${L[i]} outside [0, ${numLayers - 1}]`);
-    if (i > 0 && L[i]! <= L[i - 1]!) throw new DeltaEditError("E_CONFIG", `${method}: editLayers must be distinct and ascending, got [${L.join(",")}]`);
+    if (!Number.isInteger(L[i]) || L[i]! < 0 || L[i]! >= numLayers) bad("editLayers", `entry ${L[i]} outside [0, ${last}]`);
+    if (i > 0 && L[i]! <= L[i - 1]!) bad("editLayers", `must be distinct and ascending, got [${L.join(",")}]`);
   }
-  if (!L.includes(p.targetLayer)) throw new DeltaEditError("E_CONFIG", `${method}: targetLayer ${p.targetLayer} must be one of editLayers [${L.join(",")}]`);
-  if (p.lossLayer !== numLayers - 1) throw new DeltaEditError("E_CONFIG", `${method}: lossLayer ${p.lossLayer} must be the model's last block ${numLayers - 1}${p.lossLayer >= numLayers ? " (it does not exist; cf. ODD-10)" : ""}`);
+  if (!L.includes(p.targetLayer)) bad("targetLayer", `${p.targetLayer} must be one of editLayers [${L.join(",")}]`);
+  if (p.targetLayer >= last) bad("targetLayer", `${p.targetLayer} is the model's last block: a shift injected there at the subject's last token reaches no target logit (its gradient is exactly zero); use a block ≤ ${last - 1}`);
+  if (Math.max(...L) > p.targetLayer) bad("editLayers", `[${L.join(",")}] has a layer above the z-layer (targetLayer ${p.targetLayer}), whose update cannot move the z-layer's output`);
+  if (p.lossLayer !== last) bad("lossLayer", `${p.lossLayer} must be the model's last block ${last}${p.lossLayer >= numLayers ? " (it does not exist; cf. ODD-10)" : ""}`);
 }
 
 export function targetParams(p: MemitFamilyParams, earlyStopAvgProb: number | null): TargetParams {

@@ -65,7 +65,10 @@ export const romeDefaults: RomeParams = {
 const ROME_LOSS_STOP = 5e-2;
 
 export function checkRomeParams(p: RomeParams, numLayers: number): void {
-  if (!Number.isInteger(p.layer) || p.layer < 0 || p.layer >= numLayers) throw new DeltaEditError("E_CONFIG", `rome: layer ${p.layer} outside [0, ${numLayers - 1}]`);
+  if (!Number.isInteger(p.layer) || p.layer < 0 || p.layer >= numLayers) throw new DeltaEditError("E_CONFIG", `rome: layer ${p.layer} outside [0, ${numLayers - 1}]`, { context: { field: "layer" } });
+  if (p.layer >= numLayers - 1) {
+    throw new DeltaEditError("E_CONFIG", `rome: layer ${p.layer} is the model's last block: its MLP output at the subject's last token reaches no target logit (the gradient is exactly zero); use a block ≤ ${numLayers - 2}`, { context: { field: "layer" } });
+  }
   if (p.lossLayer !== numLayers - 1) throw new DeltaEditError("E_CONFIG", `rome: lossLayer ${p.lossLayer} must be the model's last block ${numLayers - 1}${p.lossLayer >= numLayers ? " (it does not exist; cf. ODD-10)" : ""}`);
   if (!(p.clampNormFactor > 0)) throw new DeltaEditError("E_CONFIG", `rome: clampNormFactor must be > 0, got ${p.clampNormFactor}`);
 }

@@ -29,6 +29,7 @@ import type { BatchOutcome, EditContext, EditMethod, LayerUpdate, MethodName } f
 import { presetFor } from "../presets.js";
 import type { EditRequest, Rejection } from "../request.js";
 import { locateSubject } from "../subject.js";
+import { checkRequestFits } from "../requestLimits.js";
 import { generateContextTemplates, type ContextTemplates } from "../templates.js";
 import { applyLayerUpdate } from "../update.js";
 import { appendJournal, loadFactors, readJournal, saveFactors, writeJsonAtomic, type UpdateMeta } from "./store.js";
@@ -256,6 +257,7 @@ export class EditSession {
     try {
       locateSubject(tok, r.prompt, r.subject, `request ${r.caseId}`);
       locateSubject(tok, "{} is a", r.subject, `request ${r.caseId}`);
+      checkRequestFits(tok, r, [...this.manifest.templates.memit.flat(), ...this.manifest.templates.rome], this.model.config.maxPositions);
       const t = tok.encode(r.targetNew.startsWith(" ") ? r.targetNew : " " + r.targetNew, { addSpecialTokens: false });
       if (t.length === 0) throw new DeltaEditError("E_REQUEST", `request ${r.caseId}: field "target_new" tokenizes to no tokens`, { context: { field: "target_new" } });
       return null;

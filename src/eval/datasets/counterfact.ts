@@ -90,7 +90,7 @@ export function counterfactRecords(raws: readonly unknown[], kind: DatasetKind, 
     if (opts.size !== undefined && records.length >= opts.size) break;
     const raw = raws[i];
     const cid = raw && typeof raw === "object" ? (raw as { case_id?: unknown }).case_id : undefined;
-    const caseLabel = cid === undefined ? String(i) : String(cid);
+    const caseLabel = typeof cid === "string" || typeof cid === "number" ? String(cid).slice(0, 64) : String(i);
     try {
       const rec = counterfactRecord(raw, i, kind);
       if (seen.has(rec.caseId)) throw new RecordError("case_id", `duplicate case_id ${rec.caseId}`);

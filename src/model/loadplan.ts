@@ -10,6 +10,7 @@
  * - every other tensor is used, or is a known buffer / tied copy (`isIgnoredTensor` of the
  *   architecture entry): anything else is E_CHECKPOINT naming the first unused tensor.
  */
+import path from "node:path";
 import { DeltaEditError } from "../errors.js";
 import type { ArchitectureEntry } from "./arch/index.js";
 import type { Checkpoint } from "./checkpoint.js";
@@ -58,7 +59,7 @@ export function planParameterLoad(ckpt: Checkpoint, cfg: ModelConfig, entry: Arc
     const blocks = 1 + beyond.reduce((m, n) => Math.max(m, entry.blockIndexOf(n)!), 0);
     throw new DeltaEditError(
       "E_CHECKPOINT",
-      `${ckpt.info(first).file}: tensor "${first}" belongs to block ${entry.blockIndexOf(first)}, but config.json ${entry.layersField} = ${cfg.numLayers} ` +
+      `${path.join(ckpt.dir, ckpt.info(first).file)}: tensor "${first}" belongs to block ${entry.blockIndexOf(first)}, but config.json ${entry.layersField} = ${cfg.numLayers} ` +
         `(the checkpoint holds ${blocks} blocks; ${beyond.length} tensor(s) of blocks ≥ ${cfg.numLayers} would be ignored)`,
       {
         hint: `set ${entry.layersField} in config.json to the checkpoint's number of blocks`,
@@ -70,7 +71,7 @@ export function planParameterLoad(ckpt: Checkpoint, cfg: ModelConfig, entry: Arc
   if (unknown.length > 0) {
     const first = unknown[0]!;
     const more = unknown.length > 1 ? ` (and ${unknown.length - 1} more unused tensor(s))` : "";
-    throw new DeltaEditError("E_CHECKPOINT", `${ckpt.info(first).file}: tensor "${first}" is not a parameter of ${cfg.modelType} as configured in config.json${more}`, {
+    throw new DeltaEditError("E_CHECKPOINT", `${path.join(ckpt.dir, ckpt.info(first).file)}: tensor "${first}" is not a parameter of ${cfg.modelType} as configured in config.json${more}`, {
       hint: "the checkpoint does not match config.json (a different architecture, or options such as attention_bias / mlp_bias / tie_word_embeddings that disagree with the weights)",
       context: { dir: ckpt.dir, tensor: first, unused: unknown.length },
     });

@@ -3,6 +3,7 @@
  * architecture (+ tokenizer when loaded from a directory). It owns no per-call state:
  * forward passes, backward passes and generation keep theirs in their own objects.
  */
+import path from "node:path";
 import { DeltaEditError } from "../errors.js";
 import { Rng } from "../util/rng.js";
 import { architectureFor } from "./arch/index.js";
@@ -81,7 +82,7 @@ export class LanguageModel {
       ckpt.readInto(tensor, buf);
       const bad = nonFinite(buf);
       if (bad.count > 0) {
-        const file = ckpt.info(tensor).file;
+        const file = path.join(ckpt.dir, ckpt.info(tensor).file);
         const what = `${file}: tensor "${tensor}" has ${bad.count} non-finite value(s) (NaN or ±Inf; first at flat index ${bad.first} of shape [${spec.shape.join(",")}])`;
         if (opts.allowNonFinite !== true) {
           throw new DeltaEditError("E_CHECKPOINT", what, {

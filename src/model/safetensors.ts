@@ -90,8 +90,12 @@ function numelOf(shape: readonly number[]): number {
   return n;
 }
 
+/** Longest tensor name shown in a message (a header may hold a name of megabytes). */
+const MAX_SHOWN_NAME = 200;
+
 function ckptError(file: string, msg: string, tensor?: string): DeltaEditError {
-  const where = tensor === undefined ? path.basename(file) : `${path.basename(file)}: tensor "${tensor}"`;
+  const shown = tensor !== undefined && tensor.length > MAX_SHOWN_NAME ? `${tensor.slice(0, MAX_SHOWN_NAME)}…` : tensor;
+  const where = shown === undefined ? path.basename(file) : `${path.basename(file)}: tensor "${shown}"`;
   return new DeltaEditError("E_CHECKPOINT", `${where}: ${msg}`, { context: { file, ...(tensor === undefined ? {} : { tensor }) } });
 }
 

@@ -10,7 +10,9 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { DeltaEditError } from "../errors.js";
+import { brief, readBoundedJson } from "./boundedjson.js";
 import { readModelConfig, type ModelConfig } from "./config.js";
+import { unsafeRelativePathReason } from "./relpath.js";
 import { SafetensorsFile } from "./safetensors.js";
 
 export interface ModelIdentity {
@@ -118,24 +120,20 @@ function openWeights(dir: string): { shards: Map<string, SafetensorsFile>; tenso
 }
 
 function readWeightMap(indexPath: string): Map<string, string> {
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(indexPath, "utf8"));
-  } catch (e) {
-    throw new DeltaEditError("E_CHECKPOINT", `${indexPath}: not valid JSON (${(e as Error).message})`, { cause: e, context: { file: indexPath } });
-  }
+  const json = readBoundedJson(indexPath, "E_CHECKPOINT")?.value;
   const wm = typeof json === "object" && json !== null ? (json as Record<string, unknown>)["weight_map"] : undefined;
   if (typeof wm !== "object" || wm === null || Array.isArray(wm)) {
     throw new DeltaEditError("E_CHECKPOINT", `${indexPath}: missing "weight_map" object`, { context: { file: indexPath } });
   }
   const out = new Map<string, string>();
   for (const [name, f] of Object.entries(wm as Record<string, unknown>)) {
-    if (typeof f !== "string" || f.length === 0 || path.isAbsolute(f) || f.split(/[\\/]/).includes("..")) {
-      throw new DeltaEditError("E_CHECKPOINT", `${indexPath}: weight_map["${name}"] must be a shard file name inside the model directory, got ${JSON.stringify(f)}`, {
+    const why = unsafeRelativePathReason(f);
+    if (why !== null) {
+      throw new DeltaEditError("E_CHECKPOINT", `${indexPath}: weight_map["${name}"] must be a shard file name inside the model directory, got ${brief(f)} (${why})`, {
         context: { file: indexPath, tensor: name },
       });
     }
-    out.set(name, f);
+    out.set(name, f as string);
   }
   return out;
 }

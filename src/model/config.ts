@@ -4,15 +4,18 @@
  * Two families are supported: GPT-2 (`model_type: "gpt2"`) and the Llama family (`llama`,
  * `mistral`, `qwen2`: RMSNorm, RoPE, GQA, SwiGLU). Fields are read under their Hugging Face
  * names; a missing required field or an unsupported value is a DeltaEditError("E_CONFIG") naming
- * the field and the source file.
+ * the field and the source file. Every dimension is bounded (`limits.ts`: positions, vocabulary, widths,
+ * heads, layers) and so is every parameter tensor the dimensions imply (V·C, C·F, NH·HS·C, P·C):
+ * a value beyond a limit is DeltaEditError("E_LIMIT") naming the file and the field.
  *
  * Sliding-window attention (mistral/qwen2 `sliding_window`) is only recorded: the forward pass
  * uses full causal attention, which is identical for sequences no longer than the window (every
  * sequence this toolkit runs for editing is far shorter than the windows of released models).
  */
-import fs from "node:fs";
 import path from "node:path";
 import { DeltaEditError } from "../errors.js";
+import { brief, readBoundedJson } from "./boundedjson.js";
+import { LIMITS, limitError, type LimitName } from "./limits.js";
 
 export type Family = "gpt2" | "llama";
 
@@ -69,15 +72,17 @@ class Fields {
     return this.raw[key] !== undefined && this.raw[key] !== null;
   }
 
-  int(key: string, fallback?: number): number {
+  /** A positive integer; with `limit`, at most LIMITS[limit] (E_LIMIT naming the field otherwise). */
+  int(key: string, fallback?: number, limit?: LimitName): number {
     const v = this.raw[key];
     if (v === undefined || v === null) {
       if (fallback !== undefined) return fallback;
       throw configError(this.source, `missing required field "${key}"`, key);
     }
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
-      throw configError(this.source, `field "${key}" must be a positive integer, got ${JSON.stringify(v)}`, key);
+      throw configError(this.source, `field "${key}" must be a positive integer, got ${brief(v)}`, key);
     }
+    if (limit !== undefined) within(this.source, key, v, limit);
     return v;
   }
 
@@ -88,7 +93,7 @@ class Fields {
       throw configError(this.source, `missing required field "${key}"`, key);
     }
     if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
-      throw configError(this.source, `field "${key}" must be a positive number, got ${JSON.stringify(v)}`, key);
+      throw configError(this.source, `field "${key}" must be a positive number, got ${brief(v)}`, key);
     }
     return v;
   }
@@ -96,7 +101,7 @@ class Fields {
   bool(key: string, fallback: boolean): boolean {
     const v = this.raw[key];
     if (v === undefined || v === null) return fallback;
-    if (typeof v !== "boolean") throw configError(this.source, `field "${key}" must be true or false, got ${JSON.stringify(v)}`, key);
+    if (typeof v !== "boolean") throw configError(this.source, `field "${key}" must be true or false, got ${brief(v)}`, key);
     return v;
   }
 
@@ -106,21 +111,39 @@ class Fields {
       if (fallback !== undefined) return fallback;
       throw configError(this.source, `missing required field "${key}"`, key);
     }
-    if (typeof v !== "string") throw configError(this.source, `field "${key}" must be a string, got ${JSON.stringify(v)}`, key);
+    if (typeof v !== "string") throw configError(this.source, `field "${key}" must be a string, got ${brief(v)}`, key);
     return v;
   }
 
-  /** A token id or list of token ids (eos may be a list); null/absent → []. */
+  /** A token id or list of token ids (eos may be a list), each < LIMITS.maxVocab; null/absent → []. */
   tokenIds(key: string): number[] {
     const v = this.raw[key];
     if (v === undefined || v === null) return [];
     const list = Array.isArray(v) ? v : [v];
     for (const id of list) {
       if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 0) {
-        throw configError(this.source, `field "${key}" must be a token id or a list of token ids, got ${JSON.stringify(v)}`, key);
+        throw configError(this.source, `field "${key}" must be a token id or a list of token ids, got ${brief(v)}`, key);
       }
+      if (id >= LIMITS.maxVocab) throw limitError(this.source, `field "${key}": token id`, id, "maxVocab", { file: this.source, field: key });
     }
     return list as number[];
+  }
+}
+
+/** E_LIMIT naming `field` of `source` when `value` > LIMITS[limit]. */
+function within(source: string, field: string, value: number, limit: LimitName): void {
+  if (value > LIMITS[limit]) throw limitError(source, `field "${field}"`, value, limit, { file: source, field });
+}
+
+/**
+ * Bounds the element count of each parameter tensor the config implies: `[what, elements, field]`,
+ * `field` being the one named in the error (the factor most likely at fault).
+ */
+function checkTensorSizes(source: string, tensors: readonly [string, number, string][]): void {
+  for (const [what, elements, field] of tensors) {
+    if (elements > LIMITS.maxTensorElements) {
+      throw limitError(source, `${what} (elements of one parameter tensor)`, elements, "maxTensorElements", { file: source, field });
+    }
   }
 }
 
@@ -147,24 +170,36 @@ function tokenIdsOf(f: Fields): Pick<ModelConfig, "bosTokenId" | "eosTokenId" | 
 }
 
 function parseGpt2(f: Fields, raw: Record<string, unknown>): ModelConfig {
-  const hiddenSize = f.int("n_embd");
-  const numHeads = f.int("n_head");
+  const hiddenSize = f.int("n_embd", undefined, "maxWidth");
+  const numHeads = f.int("n_head", undefined, "maxHeads");
   if (hiddenSize % numHeads !== 0) throw configError(f.source, `n_embd (${hiddenSize}) is not divisible by n_head (${numHeads})`, "n_head");
   const act = f.str("activation_function", "gelu_new");
   if (act !== "gelu_new" && act !== "gelu_pytorch_tanh") {
     throw configError(f.source, `activation_function "${act}" is not supported for gpt2 (supported: gelu_new, gelu_pytorch_tanh)`, "activation_function");
   }
+  const vocabSize = f.int("vocab_size", undefined, "maxVocab");
+  const numLayers = f.int("n_layer", undefined, "maxLayers");
+  const maxPositions = f.int("n_positions", undefined, "maxPositions");
+  if (f.has("n_ctx")) f.int("n_ctx", undefined, "maxPositions"); // legacy alias of n_positions: bounded, not used
+  const intermediateSize = f.int("n_inner", 4 * hiddenSize, "maxWidth");
+  if (!f.has("n_inner")) within(f.source, "n_inner (default 4·n_embd)", intermediateSize, "maxWidth");
+  checkTensorSizes(f.source, [
+    ["vocab_size × n_embd (wte)", vocabSize * hiddenSize, "vocab_size"],
+    ["n_positions × n_embd (wpe)", maxPositions * hiddenSize, "n_positions"],
+    ["n_embd × 3·n_embd (attn.c_attn)", hiddenSize * 3 * hiddenSize, "n_embd"],
+    ["n_embd × n_inner (mlp.c_fc)", hiddenSize * intermediateSize, "n_inner"],
+  ]);
   return {
     family: "gpt2",
     modelType: "gpt2",
-    vocabSize: f.int("vocab_size"),
+    vocabSize,
     hiddenSize,
-    numLayers: f.int("n_layer"),
+    numLayers,
     numHeads,
     numKvHeads: numHeads,
     headSize: hiddenSize / numHeads,
-    intermediateSize: f.int("n_inner", 4 * hiddenSize),
-    maxPositions: f.int("n_positions"),
+    intermediateSize,
+    maxPositions,
     normEps: f.num("layer_norm_epsilon"),
     activation: "gelu_new",
     ropeTheta: 0,
@@ -179,9 +214,9 @@ function parseGpt2(f: Fields, raw: Record<string, unknown>): ModelConfig {
 }
 
 function parseLlamaFamily(f: Fields, raw: Record<string, unknown>, modelType: string, source: string): ModelConfig {
-  const hiddenSize = f.int("hidden_size");
-  const numHeads = f.int("num_attention_heads");
-  const numKvHeads = f.int("num_key_value_heads", numHeads);
+  const hiddenSize = f.int("hidden_size", undefined, "maxWidth");
+  const numHeads = f.int("num_attention_heads", undefined, "maxHeads");
+  const numKvHeads = f.int("num_key_value_heads", numHeads, "maxHeads");
   if (numHeads % numKvHeads !== 0) {
     throw configError(source, `num_attention_heads (${numHeads}) is not a multiple of num_key_value_heads (${numKvHeads})`, "num_key_value_heads");
   }
@@ -196,17 +231,27 @@ function parseLlamaFamily(f: Fields, raw: Record<string, unknown>, modelType: st
     const active = modelType === "qwen2" ? f.bool("use_sliding_window", false) : true;
     if (active) slidingWindow = f.int("sliding_window");
   }
+  const vocabSize = f.int("vocab_size", undefined, "maxVocab");
+  const numLayers = f.int("num_hidden_layers", undefined, "maxLayers");
+  const headSize = f.int("head_dim", hiddenSize / numHeads, "maxWidth");
+  const intermediateSize = f.int("intermediate_size", undefined, "maxWidth");
+  const maxPositions = f.int("max_position_embeddings", undefined, "maxPositions");
+  checkTensorSizes(source, [
+    ["vocab_size × hidden_size (embed_tokens, lm_head)", vocabSize * hiddenSize, "vocab_size"],
+    ["num_attention_heads × head_dim × hidden_size (q_proj, o_proj)", numHeads * headSize * hiddenSize, "head_dim"],
+    ["intermediate_size × hidden_size (gate/up/down_proj)", intermediateSize * hiddenSize, "intermediate_size"],
+  ]);
   return {
     family: "llama",
     modelType,
-    vocabSize: f.int("vocab_size"),
+    vocabSize,
     hiddenSize,
-    numLayers: f.int("num_hidden_layers"),
+    numLayers,
     numHeads,
     numKvHeads,
-    headSize: f.int("head_dim", hiddenSize / numHeads),
-    intermediateSize: f.int("intermediate_size"),
-    maxPositions: f.int("max_position_embeddings"),
+    headSize,
+    intermediateSize,
+    maxPositions,
     normEps: f.num("rms_norm_eps"),
     activation: "silu",
     ropeTheta: f.num("rope_theta", 10000),
@@ -222,7 +267,7 @@ function parseLlamaFamily(f: Fields, raw: Record<string, unknown>, modelType: st
 
 function parseRopeScaling(v: unknown, source: string): RopeScaling | null {
   if (v === undefined || v === null) return null;
-  if (typeof v !== "object" || Array.isArray(v)) throw configError(source, `field "rope_scaling" must be an object or null, got ${JSON.stringify(v)}`, "rope_scaling");
+  if (typeof v !== "object" || Array.isArray(v)) throw configError(source, `field "rope_scaling" must be an object or null, got ${brief(v)}`, "rope_scaling");
   const r = v as Record<string, unknown>;
   const type = r["rope_type"] ?? r["type"];
   const f = new Fields(r, `${source} rope_scaling`);
@@ -232,35 +277,23 @@ function parseRopeScaling(v: unknown, source: string): RopeScaling | null {
       factor: f.num("factor"),
       lowFreqFactor: f.num("low_freq_factor"),
       highFreqFactor: f.num("high_freq_factor"),
-      originalMaxPositions: f.int("original_max_position_embeddings"),
+      originalMaxPositions: f.int("original_max_position_embeddings", undefined, "maxPositions"),
     };
   }
   if (type === "linear") return { type: "linear", factor: f.num("factor") };
   if (type === "default") return null;
-  throw configError(source, `rope_scaling type ${JSON.stringify(type)} is not supported (supported: llama3, linear, or null)`, "rope_scaling");
+  throw configError(source, `rope_scaling type ${brief(type)} is not supported (supported: llama3, linear, or null)`, "rope_scaling");
 }
 
-/** Reads and parses `<dir>/config.json`. */
+/** Reads and parses `<dir>/config.json` (bounded size and nesting depth, see `boundedjson.ts`). */
 export function readModelConfig(dir: string): ModelConfig {
   const file = path.join(dir, "config.json");
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new DeltaEditError("E_NOT_FOUND", `${file}: config.json not found`, {
-        cause: e,
-        hint: "pass a Hugging Face model directory (config.json, model.safetensors, tokenizer.json) or a Hub repo id such as gpt2-xl",
-        context: { file },
-      });
-    }
-    throw new DeltaEditError("E_CONFIG", `${file}: cannot read (${(e as Error).message})`, { cause: e, context: { file } });
+  const read = readBoundedJson(file, "E_CONFIG");
+  if (read === null) {
+    throw new DeltaEditError("E_NOT_FOUND", `${file}: config.json not found`, {
+      hint: "pass a Hugging Face model directory (config.json, model.safetensors, tokenizer.json) or a Hub repo id such as gpt2-xl",
+      context: { file },
+    });
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw configError(file, `not valid JSON (${(e as Error).message})`);
-  }
-  return parseModelConfig(json, file);
+  return parseModelConfig(read.value, file);
 }

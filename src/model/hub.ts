@@ -9,11 +9,23 @@
  * <cache> = $HF_HUB_CACHE ?? ($HF_HOME ?? ~/.cache/huggingface)/hub, so a cache filled by Python
  * (transformers, huggingface-cli) is reused and vice versa. A complete cached snapshot is
  * returned with no network access. Offline mode: `opts.offline` or HF_HUB_OFFLINE=1.
+ *
+ * Nothing the server says is used as a path unchecked: the commit (`x-repo-commit`) must be 40
+ * lowercase hex characters, an ETag (the blob's file name) a plain name, every file name (shards
+ * listed by the index) a relative path without `..`, `.`, empty components, backslashes or NUL;
+ * a violation is DeltaEditError("E_NETWORK") naming the header or file, raised before anything is
+ * written, and every path written is checked to lie inside the repo's cache directory. A ref file
+ * holding anything but a commit hash is a cache miss. Refs are written atomically (util/fsio);
+ * JSON files larger than LIMITS.maxJsonFileBytes are refused while downloading.
  */
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { DeltaEditError } from "../errors.js";
+import { writeAll, writeFileAtomic } from "../util/fsio.js";
+import { brief, readBoundedJson } from "./boundedjson.js";
+import { LIMITS, limitError } from "./limits.js";
+import { unsafeRelativePathReason } from "./relpath.js";
 
 export interface ResolveOptions {
   /** Branch, tag or commit hash; default "main". */
@@ -67,6 +79,10 @@ export async function resolveModelDir(idOrPath: string, opts: ResolveOptions = {
   }
   const repoId = idOrPath;
   const revision = opts.revision ?? "main";
+  const badRevision = unsafeRelativePathReason(revision);
+  if (badRevision !== null) {
+    throw new DeltaEditError("E_ARG", `revision ${brief(revision)} is not a branch, tag or commit name (${badRevision})`, { context: { revision } });
+  }
   const repoDir = repoCacheDir(repoId);
   const cached = findCachedSnapshot(repoDir, revision);
   if (cached.dir !== null) return cached.dir;
@@ -83,8 +99,16 @@ export async function resolveModelDir(idOrPath: string, opts: ResolveOptions = {
 // ---------------------------------------------------------------------------------------------
 // Cache lookup
 
-function isCommitHash(s: string): boolean {
-  return /^[0-9a-f]{40}$/.test(s);
+function isCommitHash(s: unknown): s is string {
+  return typeof s === "string" && /^[0-9a-f]{40}$/.test(s);
+}
+
+/** Throws unless `p` lies strictly inside `root` (defence in depth: every written path is built from checked parts). */
+function assertInside(root: string, p: string): void {
+  const rel = path.relative(root, p);
+  if (rel === "" || rel.startsWith("..") || path.isAbsolute(rel)) {
+    throw new DeltaEditError("E_NETWORK", `refusing to write ${p}: outside the cache directory ${root}`, { context: { path: p, root } });
+  }
 }
 
 /** Missing files of a snapshot directory (empty when complete). Follows symlinks into blobs. */
@@ -95,7 +119,7 @@ function missingInSnapshot(snap: string): string[] {
   if (!fs.existsSync(index)) return [...missing, `${SINGLE_WEIGHTS} or ${INDEX_WEIGHTS}`];
   let shards: string[];
   try {
-    shards = shardFiles(JSON.parse(fs.readFileSync(index, "utf8")), index);
+    shards = shardFiles(readBoundedJson(index, "E_CHECKPOINT")?.value, index);
   } catch {
     return [...missing, `${INDEX_WEIGHTS} (unreadable)`];
   }
@@ -109,6 +133,7 @@ function findCachedSnapshot(repoDir: string, revision: string): { dir: string | 
     const ref = path.join(repoDir, "refs", revision);
     if (!fs.existsSync(ref)) return { dir: null, why: `no refs/${revision}` };
     commit = fs.readFileSync(ref, "utf8").trim();
+    if (!isCommitHash(commit)) return { dir: null, why: `refs/${revision} does not hold a commit hash` };
   }
   const snap = path.join(repoDir, "snapshots", commit);
   if (!fs.existsSync(snap)) return { dir: null, why: `snapshot ${commit} missing` };
@@ -122,10 +147,11 @@ function shardFiles(index: unknown, source: string): string[] {
   if (typeof wm !== "object" || wm === null) throw new DeltaEditError("E_CHECKPOINT", `${source}: missing "weight_map" object`, { context: { file: source } });
   const files = new Set<string>();
   for (const f of Object.values(wm as Record<string, unknown>)) {
-    if (typeof f !== "string" || f.length === 0 || path.isAbsolute(f) || f.split(/[\\/]/).includes("..")) {
-      throw new DeltaEditError("E_CHECKPOINT", `${source}: invalid shard file name ${JSON.stringify(f)} in weight_map`, { context: { file: source } });
+    const why = unsafeRelativePathReason(f);
+    if (why !== null) {
+      throw new DeltaEditError("E_CHECKPOINT", `${source}: invalid shard file name ${brief(f)} in weight_map (${why})`, { context: { file: source, shard: brief(f) } });
     }
-    files.add(f);
+    files.add(f as string);
   }
   return [...files].sort();
 }
@@ -185,23 +211,26 @@ async function download(repoId: string, revision: string, repoDir: string, log: 
         context: { repoId, revision },
       });
     }
-    for (const shard of shardFiles(JSON.parse(fs.readFileSync(index, "utf8")), `${repoId}/${INDEX_WEIGHTS}`)) await fetchFile(ctx, shard, true);
+    let shards: string[];
+    try {
+      shards = shardFiles(readBoundedJson(index, "E_CHECKPOINT")?.value, `${repoId}/${INDEX_WEIGHTS}`);
+    } catch (e) {
+      // the index came from the server: a hostile or broken one is a network-side failure
+      throw e instanceof DeltaEditError ? new DeltaEditError(e.code === "E_LIMIT" ? "E_LIMIT" : "E_NETWORK", e.message, { cause: e, context: e.context }) : e;
+    }
+    for (const shard of shards) await fetchFile(ctx, shard, true);
   }
   const commit = ctx.commit ?? revision;
   if (commit !== revision) {
-    fs.mkdirSync(path.join(repoDir, "refs"), { recursive: true });
-    writeAtomic(path.join(repoDir, "refs", revision), commit);
+    const ref = path.join(repoDir, "refs", revision);
+    assertInside(repoDir, ref);
+    fs.mkdirSync(path.dirname(ref), { recursive: true });
+    writeFileAtomic(ref, commit);
   }
   const snap = path.join(repoDir, "snapshots", commit);
   const missing = missingInSnapshot(snap);
   if (missing.length > 0) throw new DeltaEditError("E_NETWORK", `${repoId}: download finished but snapshot ${snap} lacks ${missing.join(", ")}`);
   return snap;
-}
-
-function writeAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
 }
 
 function fileUrl(ctx: Ctx, file: string): string {
@@ -241,10 +270,29 @@ function checkStatus(ctx: Ctx, res: Response, url: string, file: string, require
   throw new DeltaEditError("E_NETWORK", `HTTP ${res.status} ${res.statusText} for ${url}`, { context: { url, status: res.status } });
 }
 
-function cleanEtag(v: string | null): string | null {
+/** The ETag as a blob file name: a weak/quoted ETag unwrapped; null when absent; E_NETWORK when unusable as a name. */
+function cleanEtag(v: string | null, header: string, url: string): string | null {
   if (v === null) return null;
   const e = v.trim().replace(/^W\//, "").replace(/^"|"$/g, "");
-  return /^[A-Za-z0-9._-]+$/.test(e) ? e : null;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/.test(e) || e.includes("..")) {
+    throw new DeltaEditError("E_NETWORK", `${url}: the server's ${header} header ${brief(v)} is not a plain file name; refusing to use it as a cache path`, {
+      hint: "check HF_ENDPOINT: the server does not behave like the Hugging Face Hub",
+      context: { url, header },
+    });
+  }
+  return e;
+}
+
+/** The commit the server reports, checked to be 40 lowercase hex characters; null when absent. */
+function repoCommit(v: string | null, url: string): string | null {
+  if (v === null) return null;
+  if (!isCommitHash(v)) {
+    throw new DeltaEditError("E_NETWORK", `${url}: the server's x-repo-commit header ${brief(v)} is not a 40-character lowercase hex commit hash; refusing to use it as a cache path`, {
+      hint: "check HF_ENDPOINT: the server does not behave like the Hugging Face Hub",
+      context: { url, header: "x-repo-commit" },
+    });
+  }
+  return v;
 }
 
 /** HEAD without following cross-host redirects: the Hub's metadata headers sit on the 302. */
@@ -255,7 +303,8 @@ async function fetchMeta(ctx: Ctx, url: string, file: string, required: boolean)
     if (checkStatus(ctx, res, current, file, required) === "missing") return null;
     const location = res.headers.get("location");
     const isRedirect = res.status >= 300 && res.status < 400 && location !== null;
-    const etag = cleanEtag(res.headers.get("x-linked-etag") ?? res.headers.get("etag"));
+    const etagHeader = res.headers.get("x-linked-etag") !== null ? "x-linked-etag" : "etag";
+    const etag = cleanEtag(res.headers.get(etagHeader), etagHeader, current);
     // Relative redirects (renamed repos) are followed; absolute ones point at the CDN.
     if (isRedirect && etag === null && location.startsWith("/")) {
       current = new URL(location, current).toString();
@@ -264,7 +313,7 @@ async function fetchMeta(ctx: Ctx, url: string, file: string, required: boolean)
     if (etag === null) throw new DeltaEditError("E_NETWORK", `${url}: response has no ETag; cannot place the file in the Hugging Face cache`, { context: { url } });
     const sizeHeader = res.headers.get("x-linked-size") ?? (isRedirect ? null : res.headers.get("content-length"));
     const size = sizeHeader === null ? null : Number(sizeHeader);
-    return { commit: res.headers.get("x-repo-commit"), etag, size: size !== null && Number.isSafeInteger(size) ? size : null };
+    return { commit: repoCommit(res.headers.get("x-repo-commit"), current), etag, size: size !== null && Number.isSafeInteger(size) && size >= 0 ? size : null };
   }
   throw new DeltaEditError("E_NETWORK", `${url}: too many redirects`, { context: { url } });
 }
@@ -272,15 +321,37 @@ async function fetchMeta(ctx: Ctx, url: string, file: string, required: boolean)
 /** Downloads `file` into blobs/ + snapshot symlink; returns the snapshot path, or null if an optional file is absent. */
 async function fetchFile(ctx: Ctx, file: string, required: boolean): Promise<string | null> {
   const url = fileUrl(ctx, file);
+  const badName = unsafeRelativePathReason(file);
+  if (badName !== null) throw new DeltaEditError("E_NETWORK", `${ctx.repoId}: refusing file name ${brief(file)} (${badName})`, { context: { repoId: ctx.repoId, file: brief(file) } });
   const meta = await fetchMeta(ctx, url, file, required);
   if (meta === null) return null;
-  if (ctx.commit === null) ctx.commit = meta.commit ?? ctx.revision;
+  if (meta.commit === null && ctx.commit === null) {
+    throw new DeltaEditError("E_NETWORK", `${url}: the response has no x-repo-commit header; cannot tell which commit revision "${ctx.revision}" is`, {
+      hint: "check HF_ENDPOINT, or pass a 40-character commit hash as the revision",
+      context: { url, header: "x-repo-commit" },
+    });
+  }
+  if (meta.commit !== null && ctx.commit !== null && meta.commit !== ctx.commit) {
+    throw new DeltaEditError("E_NETWORK", `${url}: x-repo-commit ${meta.commit} differs from ${ctx.commit} of the files before it (revision "${ctx.revision}" moved during the download?)`, {
+      hint: "retry, or pass a commit hash as the revision",
+      context: { url, header: "x-repo-commit" },
+    });
+  }
+  if (ctx.commit === null) ctx.commit = meta.commit;
+  const commit = ctx.commit as string;
   const blobsDir = path.join(ctx.repoDir, "blobs");
   const blob = path.join(blobsDir, meta.etag);
-  const snapFile = path.join(ctx.repoDir, "snapshots", ctx.commit, file);
+  const snapFile = path.join(ctx.repoDir, "snapshots", commit, file);
+  assertInside(blobsDir, blob);
+  assertInside(path.join(ctx.repoDir, "snapshots", commit), snapFile);
+  assertInside(ctx.repoDir, snapFile);
+  const maxBytes = file.endsWith(".json") ? LIMITS.maxJsonFileBytes : null;
+  if (maxBytes !== null && meta.size !== null && meta.size > maxBytes) {
+    throw limitError(`${ctx.repoId}/${file}`, "size in bytes announced by the server", meta.size, "maxJsonFileBytes", { url, file });
+  }
   fs.mkdirSync(blobsDir, { recursive: true });
   fs.mkdirSync(path.dirname(snapFile), { recursive: true });
-  if (!fs.existsSync(blob)) await downloadBlob(ctx, url, file, blob, meta.size);
+  if (!fs.existsSync(blob)) await downloadBlob(ctx, url, file, blob, meta.size, maxBytes);
   else ctx.log(`${ctx.repoId}/${file}: already cached`);
   fs.rmSync(snapFile, { force: true });
   try {
@@ -297,7 +368,7 @@ function fmtSeconds(s: number): string {
   return m > 0 ? `${m}m${Math.round(s % 60)}s` : `${Math.round(s)}s`;
 }
 
-async function downloadBlob(ctx: Ctx, url: string, file: string, blob: string, expected: number | null): Promise<void> {
+async function downloadBlob(ctx: Ctx, url: string, file: string, blob: string, expected: number | null, maxBytes: number | null): Promise<void> {
   const res = await request(url, { headers: { ...ctx.headers, "accept-encoding": "identity" } });
   checkStatus(ctx, res, url, file, true);
   if (res.body === null) throw new DeltaEditError("E_NETWORK", `${url}: empty response body`, { context: { url } });
@@ -318,8 +389,11 @@ async function downloadBlob(ctx: Ctx, url: string, file: string, blob: string, e
         throw new DeltaEditError("E_NETWORK", `download of ${url} interrupted after ${bytes} bytes: ${(e as Error).message}`, { cause: e, context: { url } });
       }
       if (chunk.done) break;
-      let off = 0;
-      while (off < chunk.value.length) off += fs.writeSync(fd, chunk.value, off, chunk.value.length - off);
+      if (maxBytes !== null && bytes + chunk.value.length > maxBytes) {
+        await reader.cancel().catch(() => {});
+        throw limitError(`${ctx.repoId}/${file}`, "size in bytes of the download", `more than ${bytes + chunk.value.length}`, "maxJsonFileBytes", { url, file });
+      }
+      writeAll(fd, chunk.value, incomplete);
       bytes += chunk.value.length;
       const now = Date.now();
       if (now - lastLog >= PROGRESS_INTERVAL_MS) {

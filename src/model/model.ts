@@ -3,22 +3,34 @@
  * architecture (+ tokenizer when loaded from a directory). It owns no per-call state:
  * forward passes, backward passes and generation keep theirs in their own objects.
  */
+import path from "node:path";
 import { DeltaEditError } from "../errors.js";
 import { Rng } from "../util/rng.js";
 import { architectureFor } from "./arch/index.js";
 import type { Architecture } from "./arch/architecture.js";
 import { openCheckpoint, type Checkpoint, type ModelIdentity } from "./checkpoint.js";
 import type { ModelConfig } from "./config.js";
+import { nonFinite } from "./finite.js";
 import { resolveModelDir } from "./hub.js";
+import { planParameterLoad } from "./loadplan.js";
 import { ParamStore, numel } from "./params.js";
-import { loadTokenizer, type TextTokenizer } from "./tokenizer.js";
+import { checkTokenizerFitsVocab, loadTokenizer, type TextTokenizer } from "./tokenizer.js";
 
-export interface LoadOptions {
+export interface CheckpointLoadOptions {
+  /**
+   * Accept weights holding NaN or ±Inf. Default false: the first such tensor is an E_CHECKPOINT
+   * error naming it (a model with a non-finite weight computes non-finite logits). When allowed,
+   * each such tensor is still reported through `log`.
+   */
+  allowNonFinite?: boolean;
+  log?: (msg: string) => void;
+}
+
+export interface LoadOptions extends CheckpointLoadOptions {
   /** Skip the tokenizer (weights-only use). */
   noTokenizer?: boolean;
   offline?: boolean;
   revision?: string;
-  log?: (msg: string) => void;
 }
 
 export class LanguageModel {
@@ -44,35 +56,45 @@ export class LanguageModel {
     const ckpt = openCheckpoint(dir);
     try {
       const tok = opts.noTokenizer ? null : loadTokenizer(dir);
-      return LanguageModel.fromCheckpoint(ckpt, tok);
+      const co: CheckpointLoadOptions = {};
+      if (opts.allowNonFinite !== undefined) co.allowNonFinite = opts.allowNonFinite;
+      if (opts.log !== undefined) co.log = opts.log;
+      return LanguageModel.fromCheckpoint(ckpt, tok, co);
     } finally {
       ckpt.close();
     }
   }
 
-  /** Read every parameter of the architecture from an open checkpoint (validating shapes). */
-  static fromCheckpoint(ckpt: Checkpoint, tokenizer: TextTokenizer | null): LanguageModel {
+  /**
+   * Read every parameter of the architecture from an open checkpoint. The checkpoint must match the
+   * config exactly (`loadplan.ts`: shapes, layer count, no unused tensors), checked before anything
+   * is allocated; the tokenizer's ids must fit the config's vocabulary; weights must be finite
+   * unless `opts.allowNonFinite`.
+   */
+  static fromCheckpoint(ckpt: Checkpoint, tokenizer: TextTokenizer | null, opts: CheckpointLoadOptions = {}): LanguageModel {
     const cfg = ckpt.config;
     const entry = architectureFor(cfg);
-    const specs = entry.paramSpecs(cfg);
+    if (tokenizer !== null) checkTokenizerFitsVocab(tokenizer, cfg.vocabSize, ckpt.dir);
+    const steps = planParameterLoad(ckpt, cfg, entry);
     const data = new Map<string, Float32Array>();
-    const where = ckpt.weightFiles().join(", ");
-    for (const spec of specs) {
-      const found = entry.checkpointNames(spec, cfg).find((n) => ckpt.has(n));
-      if (found === undefined) {
-        throw new DeltaEditError("E_CHECKPOINT", `${where}: missing tensor "${spec.name}" (expected shape [${spec.shape.join(",")}]) for ${cfg.modelType} with ${cfg.numLayers} layers`, {
-          hint: "the checkpoint does not match config.json, or it is not a supported architecture",
-        });
-      }
-      const info = ckpt.info(found);
-      if (info.shape.length !== spec.shape.length || info.shape.some((d, i) => d !== spec.shape[i])) {
-        throw new DeltaEditError("E_CHECKPOINT", `${info.file}: tensor "${found}" has shape [${info.shape.join(",")}], expected [${spec.shape.join(",")}]${cfg.family === "gpt2" ? " (GPT-2 Conv1D layout: [in, out])" : " (torch Linear layout: [out, in])"}`);
-      }
+    for (const { spec, tensor } of steps) {
       const buf = new Float32Array(numel(spec.shape));
-      ckpt.readInto(found, buf);
+      ckpt.readInto(tensor, buf);
+      const bad = nonFinite(buf);
+      if (bad.count > 0) {
+        const file = path.join(ckpt.dir, ckpt.info(tensor).file);
+        const what = `${file}: tensor "${tensor}" has ${bad.count} non-finite value(s) (NaN or ±Inf; first at flat index ${bad.first} of shape [${spec.shape.join(",")}])`;
+        if (opts.allowNonFinite !== true) {
+          throw new DeltaEditError("E_CHECKPOINT", what, {
+            hint: "the checkpoint is corrupt or diverged in training; pass { allowNonFinite: true } to LanguageModel.load to load it anyway",
+            context: { dir: ckpt.dir, file, tensor, count: bad.count, first: bad.first },
+          });
+        }
+        opts.log?.(`warning: ${what}; loaded anyway (allowNonFinite)`);
+      }
       data.set(spec.name, buf);
     }
-    return new LanguageModel(cfg, new ParamStore(specs, data), tokenizer, ckpt.identity(), ckpt.dir);
+    return new LanguageModel(cfg, new ParamStore(steps.map((s) => s.spec), data), tokenizer, ckpt.identity(), ckpt.dir);
   }
 
   /**

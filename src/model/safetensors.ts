@@ -15,14 +15,21 @@
  * destination arrays plus a few MB. The writer streams tensor by tensor to `path.tmp-<pid>` and
  * renames it into place, so a partial file never appears at `path`.
  *
- * Every failure is a DeltaEditError("E_CHECKPOINT") whose message names the file and, where there
- * is one, the tensor. Little-endian hosts only (checked).
+ * Limits (`limits.ts`): the header is at most LIMITS.maxSafetensorsHeaderBytes and nests at most
+ * LIMITS.maxJsonDepth deep (checked on the raw bytes before parsing); every shape dimension is a
+ * non-negative safe integer and a tensor has at most LIMITS.maxTensorElements elements; the
+ * tensors' data_offsets tile the data section exactly (from 0, no gaps, no overlaps, ending at the
+ * end of the file), as the Rust reference requires. A limit exceeded is DeltaEditError("E_LIMIT"),
+ * any other failure DeltaEditError("E_CHECKPOINT"); both name the file and, where there is one,
+ * the tensor. Little-endian hosts only (checked).
  */
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { DeltaEditError } from "../errors.js";
+import { brief, checkJsonDepth } from "./boundedjson.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./half.js";
+import { LIMITS, limitError } from "./limits.js";
 
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 };
 
@@ -53,8 +60,8 @@ export type WriteDtype = "F32" | "F16" | "BF16";
 
 const READABLE_AS_F32: readonly string[] = ["F32", "F16", "BF16", "F64"];
 
-/** Headers larger than this are rejected as corrupt (same limit as the Rust reference). */
-const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/** Largest single read: fs.readSync takes at most 2^31 − 1 bytes, and a Uint8Array view at most 2^32. */
+const READ_CHUNK_BYTES = 1 << 30;
 /** Size of the temporary buffer used to convert F16/BF16/F64 to F32 and F32 to F16/BF16. */
 const CONVERT_CHUNK_BYTES = 4 * 1024 * 1024;
 
@@ -83,8 +90,12 @@ function numelOf(shape: readonly number[]): number {
   return n;
 }
 
+/** Longest tensor name shown in a message (a header may hold a name of megabytes). */
+const MAX_SHOWN_NAME = 200;
+
 function ckptError(file: string, msg: string, tensor?: string): DeltaEditError {
-  const where = tensor === undefined ? path.basename(file) : `${path.basename(file)}: tensor "${tensor}"`;
+  const shown = tensor !== undefined && tensor.length > MAX_SHOWN_NAME ? `${tensor.slice(0, MAX_SHOWN_NAME)}…` : tensor;
+  const where = shown === undefined ? path.basename(file) : `${path.basename(file)}: tensor "${shown}"`;
   return new DeltaEditError("E_CHECKPOINT", `${where}: ${msg}`, { context: { file, ...(tensor === undefined ? {} : { tensor }) } });
 }
 
@@ -92,7 +103,7 @@ function ckptError(file: string, msg: string, tensor?: string): DeltaEditError {
 function readFully(fd: number, dst: Uint8Array, offset: number, length: number, position: number, file: string, tensor?: string): void {
   let done = 0;
   while (done < length) {
-    const n = fs.readSync(fd, dst, offset + done, length - done, position + done);
+    const n = fs.readSync(fd, dst, offset + done, Math.min(length - done, READ_CHUNK_BYTES), position + done);
     if (n === 0) throw ckptError(file, `unexpected end of file at byte ${position + done} (file truncated?)`, tensor);
     done += n;
   }
@@ -188,7 +199,11 @@ export class SafetensorsFile {
     }
     const fd = this.openFd();
     if (t.dtype === "F32") {
-      readFully(fd, new Uint8Array(out.buffer, out.byteOffset, t.byteLength), 0, t.byteLength, t.byteOffset, this.path, name);
+      // straight into `out`, through views of at most READ_CHUNK_BYTES (a tensor may exceed 4 GiB)
+      for (let done = 0; done < t.byteLength; done += READ_CHUNK_BYTES) {
+        const n = Math.min(READ_CHUNK_BYTES, t.byteLength - done);
+        readFully(fd, new Uint8Array(out.buffer, out.byteOffset + done, n), 0, n, t.byteOffset + done, this.path, name);
+      }
       return;
     }
     const itemBytes = DTYPE_BYTES[t.dtype];
@@ -235,13 +250,16 @@ function parseHeader(fd: number, file: string): { headerLength: number; fileSize
   const prefix = Buffer.alloc(8);
   readFully(fd, prefix, 0, 8, 0, file);
   const n64 = prefix.readBigUInt64LE(0);
-  if (n64 > BigInt(MAX_HEADER_BYTES)) throw ckptError(file, `header length ${n64} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt or not safetensors)`);
+  if (n64 > BigInt(LIMITS.maxSafetensorsHeaderBytes)) {
+    throw limitError(path.basename(file), "header length in bytes (corrupt or not safetensors)", n64, "maxSafetensorsHeaderBytes", { file });
+  }
   const headerLength = Number(n64);
   if (8 + headerLength > fileSize) {
     throw ckptError(file, `header claims ${headerLength} bytes but the file has only ${fileSize - 8} after the prefix (truncated)`);
   }
   const headerBytes = Buffer.alloc(headerLength);
   readFully(fd, headerBytes, 0, headerLength, 8, file);
+  checkJsonDepth(headerBytes, `${path.basename(file)}: header`);
   let header: unknown;
   try {
     header = JSON.parse(headerBytes.toString("utf8"));
@@ -266,21 +284,45 @@ function parseHeader(fd: number, file: string): { headerLength: number; fileSize
     }
     list.push(parseEntry(file, name, entry, dataStart, dataSize));
   }
-  // Overlap check over data-offset order.
-  list.sort((a, b) => a.byteOffset - b.byteOffset || a.byteLength - b.byteLength);
-  for (let i = 1; i < list.length; i++) {
-    const prev = list[i - 1] as TensorInfo;
-    const cur = list[i] as TensorInfo;
-    if (cur.byteOffset < prev.byteOffset + prev.byteLength) {
-      throw ckptError(
-        file,
-        `data_offsets [${cur.byteOffset - dataStart},${cur.byteOffset - dataStart + cur.byteLength}] overlap tensor "${prev.name}" ` +
-          `[${prev.byteOffset - dataStart},${prev.byteOffset - dataStart + prev.byteLength}]`,
-        cur.name,
-      );
-    }
-  }
+  checkTiling(file, list, dataStart, fileSize);
   return { headerLength, fileSize, metadata, tensors: new Map(list.map((t) => [t.name, t])) };
+}
+
+/**
+ * Sorts `list` by data offset and checks that the tensors tile the data section exactly: the first
+ * starts at 0, each starts where the previous ends (no overlap, no gap), the last ends at the end of
+ * the file. Trailing or unreferenced bytes mean the header and the data disagree.
+ */
+function checkTiling(file: string, list: TensorInfo[], dataStart: number, fileSize: number): void {
+  list.sort((a, b) => a.byteOffset - b.byteOffset || a.byteLength - b.byteLength);
+  const rel = (t: TensorInfo): string => `[${t.byteOffset - dataStart},${t.byteOffset - dataStart + t.byteLength}]`;
+  let end = dataStart; // absolute end of the previous tensor
+  let prev: TensorInfo | null = null;
+  for (const cur of list) {
+    if (cur.byteOffset < end) {
+      throw ckptError(file, `data_offsets ${rel(cur)} overlap tensor "${(prev as TensorInfo).name}" ${rel(prev as TensorInfo)}`, cur.name);
+    }
+    if (cur.byteOffset > end) {
+      throw ckptError(file, `data_offsets ${rel(cur)} leave a gap: bytes [${end - dataStart},${cur.byteOffset - dataStart}) of the data section belong to no tensor`, cur.name);
+    }
+    end = cur.byteOffset + cur.byteLength;
+    prev = cur;
+  }
+  if (end !== fileSize) {
+    const what = prev === null ? "the header lists no tensors" : `the last tensor "${prev.name}" ends at data offset ${end - dataStart}`;
+    throw ckptError(file, `the data section has ${fileSize - dataStart} bytes but ${what}: ${fileSize - end} bytes belong to no tensor (data_offsets must cover the data section exactly)`);
+  }
+}
+
+/** Elements of `shape` (dims already checked to be safe non-negative integers), or Infinity past the limit. */
+function boundedNumel(shape: readonly number[]): number {
+  if (shape.includes(0)) return 0;
+  let n = 1;
+  for (const d of shape) {
+    n *= d;
+    if (n > LIMITS.maxTensorElements) return Infinity;
+  }
+  return n;
 }
 
 function parseEntry(file: string, name: string, entry: unknown, dataStart: number, dataSize: number): TensorInfo {
@@ -291,15 +333,18 @@ function parseEntry(file: string, name: string, entry: unknown, dataStart: numbe
   }
   const dtype = e["dtype"];
   if (typeof dtype !== "string" || !isDtype(dtype)) {
-    throw ckptError(file, `unknown dtype ${JSON.stringify(dtype)} (known: ${Object.keys(DTYPE_BYTES).join(", ")})`, name);
+    throw ckptError(file, `unknown dtype ${brief(dtype)} (known: ${Object.keys(DTYPE_BYTES).join(", ")})`, name);
   }
   const shape = e["shape"];
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-    throw ckptError(file, `shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`, name);
+    throw ckptError(file, `shape must be an array of non-negative integers, got ${brief(shape)}`, name);
+  }
+  if (boundedNumel(shape as number[]) > LIMITS.maxTensorElements) {
+    throw limitError(`${path.basename(file)}: tensor "${name}"`, `element count of shape ${brief(shape)}`, `${(shape as number[]).reduce((a, d) => a * d, 1)}`, "maxTensorElements", { file, tensor: name });
   }
   const offs = e["data_offsets"];
   if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
-    throw ckptError(file, `data_offsets must be two non-negative integers, got ${JSON.stringify(offs)}`, name);
+    throw ckptError(file, `data_offsets must be two non-negative integers, got ${brief(offs)}`, name);
   }
   const [begin, end] = offs as [number, number];
   if (end < begin) throw ckptError(file, `data_offsets [${begin},${end}] are decreasing`, name);

@@ -7,11 +7,17 @@
  * BOS, GPT-2 adds nothing). BOS/EOS ids come from tokenizer_config.json's `bos_token`/`eos_token`,
  * falling back to generation_config.json / config.json. The pad id follows the reference
  * implementations' convention: pad = eos, else 0.
+ *
+ * Limits (`limits.ts`): every JSON file is bounded in size and nesting depth, and every token id in
+ * tokenizer.json (the model's vocab, added_tokens) must be an integer in [0, LIMITS.maxVocab),
+ * checked BEFORE the tokenizer library is constructed (it keeps a JS array indexed by id, so one
+ * huge id would make every later walk of the vocabulary take forever).
  */
-import fs from "node:fs";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { DeltaEditError } from "../errors.js";
+import { brief, readBoundedJson } from "./boundedjson.js";
+import { LIMITS, limitError } from "./limits.js";
 
 export interface TextTokenizer {
   /** Token ids of `text`; `addSpecialTokens` (default true) applies the tokenizer's post-processor. */
@@ -35,28 +41,55 @@ function tokError(file: string, msg: string, cause?: unknown): DeltaEditError {
 }
 
 function readJsonObject(file: string, required: boolean): Record<string, unknown> | null {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT" && !required) return null;
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new DeltaEditError("E_TOKENIZER", `${file}: tokenizer.json not found`, {
-        cause: e,
-        hint: "the model directory needs the Hugging Face fast-tokenizer file tokenizer.json",
-        context: { file },
-      });
-    }
-    throw tokError(file, `cannot read (${(e as Error).message})`, e);
+  const read = readBoundedJson(file, "E_TOKENIZER");
+  if (read === null) {
+    if (!required) return null;
+    throw new DeltaEditError("E_TOKENIZER", `${file}: tokenizer.json not found`, {
+      hint: "the model directory needs the Hugging Face fast-tokenizer file tokenizer.json",
+      context: { file },
+    });
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw tokError(file, `not valid JSON (${(e as Error).message})`, e);
-  }
+  const json = read.value;
   if (typeof json !== "object" || json === null || Array.isArray(json)) throw tokError(file, "expected a JSON object");
   return json as Record<string, unknown>;
+}
+
+/** Throws unless `id` is an integer in [0, LIMITS.maxVocab); `field` names it in tokenizer.json. */
+function checkId(file: string, field: string, id: unknown): number {
+  if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 0) {
+    throw new DeltaEditError("E_TOKENIZER", `${file}: ${field} must be a non-negative integer token id, got ${brief(id)}`, { context: { file, field } });
+  }
+  if (id >= LIMITS.maxVocab) throw limitError(file, `${field}: token id`, id, "maxVocab", { file, field });
+  return id;
+}
+
+/**
+ * Validates every token id of a tokenizer.json (model.vocab — an object token → id, or a Unigram
+ * list whose index is the id — and added_tokens[].id) and returns the largest (−1 when none).
+ */
+function scanTokenIds(file: string, tokJson: Record<string, unknown>): number {
+  let maxId = -1;
+  const model = tokJson["model"] as Record<string, unknown>;
+  const vocab = model["vocab"];
+  if (Array.isArray(vocab)) {
+    if (vocab.length > LIMITS.maxVocab) throw limitError(file, "model.vocab: number of entries", vocab.length, "maxVocab", { file, field: "model.vocab" });
+    maxId = vocab.length - 1;
+  } else if (typeof vocab === "object" && vocab !== null) {
+    for (const [token, id] of Object.entries(vocab as Record<string, unknown>)) {
+      const v = checkId(file, `model.vocab[${brief(token, 40)}]`, id);
+      if (v > maxId) maxId = v;
+    }
+  }
+  const added = tokJson["added_tokens"];
+  if (added !== undefined && added !== null) {
+    if (!Array.isArray(added)) throw tokError(file, `added_tokens must be a list, got ${brief(added)}`);
+    added.forEach((t, i) => {
+      const id = typeof t === "object" && t !== null ? (t as Record<string, unknown>)["id"] : undefined;
+      const v = checkId(file, `added_tokens[${i}].id`, id);
+      if (v > maxId) maxId = v;
+    });
+  }
+  return maxId;
 }
 
 /** A special token in tokenizer_config.json is a string or an AddedToken object `{ content }`. */
@@ -78,6 +111,7 @@ export function loadTokenizer(dir: string): TextTokenizer {
   const tokFile = path.join(dir, "tokenizer.json");
   const tokJson = readJsonObject(tokFile, true) as Record<string, unknown>;
   if (typeof tokJson["model"] !== "object" || tokJson["model"] === null) throw tokError(tokFile, `missing "model" section (not a Hugging Face tokenizer.json?)`);
+  const maxId = scanTokenIds(tokFile, tokJson);
   const tokConfig = readJsonObject(path.join(dir, "tokenizer_config.json"), false) ?? {};
   let tok: Tokenizer;
   try {
@@ -100,8 +134,6 @@ export function loadTokenizer(dir: string): TextTokenizer {
   };
   const bosTokenId = specialId("bos_token", "bos_token_id");
   const eosTokenId = specialId("eos_token", "eos_token_id");
-  let maxId = -1;
-  for (const id of tok.get_vocab(true).values()) if (id > maxId) maxId = id;
 
   const encode = (text: string, opts?: { addSpecialTokens?: boolean }): number[] =>
     tok.encode(text, { add_special_tokens: opts?.addSpecialTokens ?? true }).ids;
@@ -120,4 +152,21 @@ export function loadTokenizer(dir: string): TextTokenizer {
     idToToken: (id) => tok.id_to_token(id),
     tokenToId: (t) => tok.token_to_id(t),
   };
+}
+
+/**
+ * Throws E_TOKENIZER unless every id the tokenizer can produce (and its bos/eos/pad ids) indexes a
+ * row of the model's embedding: `vocabSize` is config.json's vocab_size. `dir` names the model.
+ */
+export function checkTokenizerFitsVocab(tok: TextTokenizer, vocabSize: number, dir: string): void {
+  const file = path.join(dir, "tokenizer.json");
+  const fail = (what: string, id: number): DeltaEditError =>
+    new DeltaEditError("E_TOKENIZER", `${file}: ${what} ${id}${tok.idToToken(id) === undefined ? "" : ` (${brief(tok.idToToken(id), 40)})`} is outside the model's vocabulary: ${path.join(dir, "config.json")} has vocab_size = ${vocabSize}`, {
+      hint: "tokenizer.json and config.json belong to different models",
+      context: { file, field: "vocab_size", id, vocabSize },
+    });
+  if (tok.vocabSize > vocabSize) throw fail("token id", tok.vocabSize - 1);
+  for (const [what, id] of [["bos_token id", tok.bosTokenId], ["eos_token id", tok.eosTokenId], ["pad id", tok.padTokenId]] as const) {
+    if (id !== null && id >= vocabSize) throw fail(what, id);
+  }
 }

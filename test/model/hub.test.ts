@@ -32,6 +32,7 @@ async function withHfEnv(fn: (home: string, cache: string) => Promise<void>): Pr
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }
+    fs.rmSync(home, { recursive: true, force: true });
   }
 }
 
@@ -133,7 +134,15 @@ interface FakeHub {
  * (*.safetensors) answer 302 to an absolute CDN URL with X-Linked-Etag / X-Linked-Size, like
  * huggingface.co. Every response carries X-Repo-Commit. Repos ending in "private" need a token.
  */
-async function startFakeHub(repos: Record<string, Record<string, Buffer>>, token?: string): Promise<FakeHub> {
+interface Hostile {
+  /** x-repo-commit value sent instead of COMMIT (null: no header at all). */
+  commit?: string | null;
+  /** ETag sent for small files instead of their git sha. */
+  etag?: string;
+}
+
+async function startFakeHub(repos: Record<string, Record<string, Buffer>>, token?: string, hostile: Hostile = {}): Promise<FakeHub> {
+  const commitHeader = (): Record<string, string> => (hostile.commit === null ? {} : { "x-repo-commit": hostile.commit ?? COMMIT });
   const requests: FakeHub["requests"] = [];
   const blobs = new Map<string, Buffer>();
   const server = http.createServer((req, res) => {
@@ -155,15 +164,15 @@ async function startFakeHub(repos: Record<string, Record<string, Buffer>>, token
     if (m === null || repo === undefined) return send(401, { "x-error-code": "RepoNotFound" });
     if ((m[1] as string).endsWith("private") && auth !== `Bearer ${token}`) return send(401, {});
     const file = repo[decodeURIComponent(m[3] as string)];
-    if (file === undefined) return send(404, { "x-error-code": "EntryNotFound", "x-repo-commit": COMMIT });
+    if (file === undefined) return send(404, { "x-error-code": "EntryNotFound", ...commitHeader() });
     if ((m[3] as string).endsWith(".safetensors")) {
       const sha = crypto.createHash("sha256").update(file).digest("hex");
       blobs.set(sha, file);
       const port = (server.address() as AddressInfo).port;
-      return send(302, { location: `http://127.0.0.1:${port}/cdn/${sha}`, "x-linked-etag": `"${sha}"`, "x-linked-size": String(file.length), "x-repo-commit": COMMIT });
+      return send(302, { location: `http://127.0.0.1:${port}/cdn/${sha}`, "x-linked-etag": `"${sha}"`, "x-linked-size": String(file.length), ...commitHeader() });
     }
     const gitSha = crypto.createHash("sha1").update(file).digest("hex");
-    return send(200, { etag: `W/"${gitSha}"`, "x-repo-commit": COMMIT, "content-length": String(file.length) }, file);
+    return send(200, { etag: hostile.etag ?? `W/"${gitSha}"`, ...commitHeader(), "content-length": String(file.length) }, file);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
@@ -267,5 +276,146 @@ test("HTTP errors: 401 → E_NETWORK mentioning HF_TOKEN, token sent when set, 4
     }
     process.env["HF_ENDPOINT"] = "http://127.0.0.1:9";
     await assert.rejects(resolveModelDir("acme/other"), isErr("E_NETWORK", "http://127.0.0.1:9/acme/other/resolve/main/config.json"));
+  });
+});
+
+/** Every file (not directory) below `dir`, relative to it. */
+function filesBelow(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => !fs.statSync(path.join(dir, f)).isDirectory());
+}
+
+test("hostile x-repo-commit: E_NETWORK naming the header, nothing written inside or outside the cache, no refs/main", async () => {
+  const hostile = [
+    "../../../../outside", // escapes HF_HUB_CACHE through snapshots/<commit>
+    `../../../${COMMIT}`,
+    COMMIT.toUpperCase(), // 40 hex but not lowercase
+    COMMIT.slice(0, 39), // 39 characters
+    `${COMMIT}/../x`,
+    "main",
+    "",
+  ];
+  for (const commit of hostile) {
+    await withHfEnv(async (home, cache) => {
+      const before = filesBelow(home);
+      // where a snapshot file would land if the header were used as a path
+      const target = path.resolve(cache, "models--acme--tiny", "snapshots", commit, "config.json");
+      const targetExisted = fs.existsSync(target);
+      const hub = await startFakeHub({ "acme/tiny": fixtureFiles("stories260k") }, undefined, { commit });
+      try {
+        process.env["HF_ENDPOINT"] = hub.url;
+        await assert.rejects(resolveModelDir("acme/tiny"), isErr("E_NETWORK", "x-repo-commit"));
+      } finally {
+        await hub.close();
+      }
+      assert.deepEqual(filesBelow(home), before, `x-repo-commit ${JSON.stringify(commit)}: no file written under HF_HOME`);
+      assert.equal(fs.existsSync(target), targetExisted, `nothing written at ${target}`);
+      assert.ok(!fs.existsSync(path.join(cache, "models--acme--tiny", "refs", "main")), "no refs/main");
+    });
+  }
+});
+
+test("missing x-repo-commit: E_NETWORK naming the header; a commit-hash revision needs no header", async () => {
+  await withHfEnv(async (_home, cache) => {
+    const hub = await startFakeHub({ "acme/tiny": fixtureFiles("stories260k") }, undefined, { commit: null });
+    try {
+      process.env["HF_ENDPOINT"] = hub.url;
+      await assert.rejects(resolveModelDir("acme/tiny"), isErr("E_NETWORK", "x-repo-commit"));
+      const snap = await resolveModelDir("acme/tiny", { revision: COMMIT });
+      assert.equal(snap, path.join(cache, "models--acme--tiny", "snapshots", COMMIT));
+      assert.ok(!fs.existsSync(path.join(cache, "models--acme--tiny", "refs", "main")));
+    } finally {
+      await hub.close();
+    }
+  });
+});
+
+test("a commit that changes mid-download is refused", async () => {
+  await withHfEnv(async () => {
+    const other = "f".repeat(40);
+    const hub = await startFakeHub({ "acme/tiny": fixtureFiles("stories260k") }, undefined, { commit: other });
+    try {
+      process.env["HF_ENDPOINT"] = hub.url;
+      // the user pins COMMIT, the server answers another commit
+      await assert.rejects(resolveModelDir("acme/tiny", { revision: COMMIT }), isErr("E_NETWORK", "x-repo-commit", other, COMMIT));
+    } finally {
+      await hub.close();
+    }
+  });
+});
+
+test("hostile ETag (blob file name): E_NETWORK naming the header, nothing written", async () => {
+  for (const etag of ['".."', '"."', '"../../../evil"', '"a/b"', '"a\\b"', `"${"a".repeat(300)}"`]) {
+    await withHfEnv(async (home) => {
+      const before = filesBelow(home);
+      const hub = await startFakeHub({ "acme/tiny": fixtureFiles("stories260k") }, undefined, { etag });
+      try {
+        process.env["HF_ENDPOINT"] = hub.url;
+        await assert.rejects(resolveModelDir("acme/tiny"), isErr("E_NETWORK", "etag"));
+      } finally {
+        await hub.close();
+      }
+      assert.deepEqual(filesBelow(home), before, `etag ${etag}`);
+    });
+  }
+});
+
+test("hostile shard names in the server's index: refused before any request for them, nothing outside the cache", async () => {
+  const bad = ["../../../../evil.safetensors", "/tmp/abs.safetensors", "sub\\..\\..\\evil.safetensors", "a/../../evil.safetensors", "nul\u0000.safetensors", "./x.safetensors", ""];
+  for (const shard of bad) {
+    await withHfEnv(async (home, cache) => {
+      const snap = path.join(cache, "models--acme--evil", "snapshots", COMMIT);
+      // where the shard would land if its name were used as a path (names that stay inside the snapshot aside)
+      const resolved = path.resolve(snap, shard.replace(/\0/g, "").replace(/\\/g, "/"));
+      const target = path.relative(snap, resolved).startsWith("..") || path.isAbsolute(path.relative(snap, resolved)) ? resolved : null;
+      const targetExisted = target !== null && fs.existsSync(target);
+      const base = fixtureFiles("stories260k");
+      const files: Record<string, Buffer> = {
+        "config.json": base["config.json"] as Buffer,
+        "tokenizer.json": base["tokenizer.json"] as Buffer,
+        "model.safetensors.index.json": Buffer.from(JSON.stringify({ weight_map: { "model.norm.weight": shard } })),
+      };
+      const hub = await startFakeHub({ "acme/evil": files });
+      try {
+        process.env["HF_ENDPOINT"] = hub.url;
+        await assert.rejects(resolveModelDir("acme/evil"), isErr("E_NETWORK", "invalid shard file name", "model.safetensors.index.json"));
+        assert.ok(hub.requests.every((r) => !r.url.includes("evil.safetensors") && !r.url.includes("abs.safetensors")), `no request for ${JSON.stringify(shard)}`);
+      } finally {
+        await hub.close();
+      }
+      assert.deepEqual(filesBelow(home).filter((f) => !f.startsWith(`hub${path.sep}`)), [], `shard ${JSON.stringify(shard)}: nothing outside the cache`);
+      if (target !== null) assert.equal(fs.existsSync(target), targetExisted, `nothing written at ${target}`);
+    });
+  }
+});
+
+test("a poisoned refs/main in the cache is a miss, never a path; revision names are checked", async () => {
+  await withHfEnv(async (_home, cache) => {
+    fakeCache(cache, "acme/tiny", fixtureFiles("stories260k"));
+    fs.writeFileSync(path.join(cache, "models--acme--tiny", "refs", "main"), "../../../../etc");
+    await withNoNetwork(async () => {
+      await assert.rejects(resolveModelDir("acme/tiny", { offline: true }), isErr("E_NOT_FOUND", "refs/main does not hold a commit hash"));
+      await assert.rejects(resolveModelDir("acme/tiny", { revision: "../../x", offline: true }), isErr("E_ARG", "revision", ".."));
+    });
+  });
+});
+
+test("refs are written atomically through fsio (no temporary left) and a good download still works after a refused one", async () => {
+  await withHfEnv(async (_home, cache) => {
+    const bad = await startFakeHub({ "acme/tiny": fixtureFiles("stories260k") }, undefined, { commit: "../x" });
+    process.env["HF_ENDPOINT"] = bad.url;
+    await assert.rejects(resolveModelDir("acme/tiny"), isErr("E_NETWORK", "x-repo-commit"));
+    await bad.close();
+    const good = await startFakeHub({ "acme/tiny": fixtureFiles("stories260k") });
+    try {
+      process.env["HF_ENDPOINT"] = good.url;
+      const snap = await resolveModelDir("acme/tiny");
+      const refs = path.join(cache, "models--acme--tiny", "refs");
+      assert.deepEqual(fs.readdirSync(refs), ["main"]);
+      assert.equal(fs.readFileSync(path.join(refs, "main"), "utf8"), COMMIT);
+      assert.equal(openCheckpoint(snap).config.numLayers, 5);
+    } finally {
+      await good.close();
+    }
   });
 });

@@ -14,8 +14,17 @@ export interface ArchitectureEntry {
   checkpointNames(spec: ParamSpec, cfg: ModelConfig): string[];
   /** Parameters that may be absent from a checkpoint, and what to fill them from. */
   tiedTo(spec: ParamSpec, cfg: ModelConfig): string | null;
-  /** Checkpoint tensors that are buffers, not parameters (ignored when loading). */
+  /**
+   * Checkpoint tensors that are known buffers or redundant copies, not parameters (skipped when
+   * loading): GPT-2's causal-mask buffers `h.N.attn.bias` / `h.N.attn.masked_bias`, Llama's
+   * `rotary_emb.inv_freq`, and a tied model's `lm_head.weight` copy. Any other tensor the
+   * architecture does not use is an error at load.
+   */
   isIgnoredTensor(name: string): boolean;
+  /** The block a checkpoint tensor belongs to (`h.3.…` / `model.layers.3.…` → 3), or null. */
+  blockIndexOf(name: string): number | null;
+  /** config.json field holding the number of blocks (for error messages). */
+  readonly layersField: string;
   create(cfg: ModelConfig, params: ParamStore): Architecture;
 }
 
@@ -25,6 +34,8 @@ const gpt2Entry: ArchitectureEntry = {
   checkpointNames: (spec) => [spec.name, "transformer." + spec.name],
   tiedTo: () => null,
   isIgnoredTensor: (name) => /(^|\.)h\.\d+\.attn\.(bias|masked_bias)$/.test(name) || name === "lm_head.weight",
+  blockIndexOf: (name) => blockIndex(/^(?:transformer\.)?h\.(\d+)\./, name),
+  layersField: "n_layer",
   create: (cfg, params) => new Gpt2(cfg, params),
 };
 
@@ -33,8 +44,15 @@ const llamaEntry: ArchitectureEntry = {
   checkpointNames: (spec) => [spec.name],
   tiedTo: () => null,
   isIgnoredTensor: (name) => /rotary_emb\.inv_freq$/.test(name) || name === "lm_head.weight",
+  blockIndexOf: (name) => blockIndex(/^model\.layers\.(\d+)\./, name),
+  layersField: "num_hidden_layers",
   create: (cfg, params) => new Llama(cfg, params),
 };
+
+function blockIndex(re: RegExp, name: string): number | null {
+  const m = re.exec(name);
+  return m === null ? null : Number(m[1]);
+}
 
 export function architectureFor(cfg: ModelConfig): ArchitectureEntry {
   return cfg.family === "gpt2" ? gpt2Entry : llamaEntry;

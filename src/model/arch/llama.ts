@@ -23,6 +23,7 @@ import type { ModelConfig } from "../config.js";
 import { linearBackward, linearForward, type LinearRef } from "../linear.js";
 import type { ParamSpec, ParamStore } from "../params.js";
 import type { Architecture, BatchShape, BlockActs, EditTarget, KVCacheLayer } from "./architecture.js";
+import { RotaryTables } from "./rope.js";
 
 export function llamaParamSpecs(cfg: ModelConfig): ParamSpec[] {
   const C = cfg.hiddenSize;
@@ -65,45 +66,6 @@ export function llamaParamSpecs(cfg: ModelConfig): ParamSpec[] {
   return specs;
 }
 
-/**
- * Rotary tables (maxPositions, HS/2) in float64 math, stored float32.
- * inv_freq_i = θ^(−2i/HS), adjusted by rope_scaling ("llama3" frequency bands, or "linear").
- */
-export function ropeTables(cfg: ModelConfig): { cos: Float32Array; sin: Float32Array } {
-  const HS = cfg.headSize;
-  const h = HS / 2;
-  const invFreq = new Float64Array(h);
-  for (let i = 0; i < h; i++) invFreq[i] = 1 / Math.pow(cfg.ropeTheta, (2 * i) / HS);
-  const rs = cfg.ropeScaling;
-  if (rs?.type === "linear") {
-    for (let i = 0; i < h; i++) invFreq[i]! /= rs.factor;
-  } else if (rs?.type === "llama3") {
-    const lowWavelen = rs.originalMaxPositions / rs.lowFreqFactor;
-    const highWavelen = rs.originalMaxPositions / rs.highFreqFactor;
-    for (let i = 0; i < h; i++) {
-      const f = invFreq[i]!;
-      const wavelen = (2 * Math.PI) / f;
-      let g = wavelen > lowWavelen ? f / rs.factor : f;
-      if (!(wavelen < highWavelen) && !(wavelen > lowWavelen)) {
-        const smooth = (rs.originalMaxPositions / wavelen - rs.lowFreqFactor) / (rs.highFreqFactor - rs.lowFreqFactor);
-        g = ((1 - smooth) * g) / rs.factor + smooth * g;
-      }
-      invFreq[i] = g;
-    }
-  }
-  const P = cfg.maxPositions;
-  const cos = new Float32Array(P * h);
-  const sin = new Float32Array(P * h);
-  for (let p = 0; p < P; p++) {
-    for (let i = 0; i < h; i++) {
-      const a = p * invFreq[i]!;
-      cos[p * h + i] = Math.cos(a);
-      sin[p * h + i] = Math.sin(a);
-    }
-  }
-  return { cos, sin };
-}
-
 export interface LlamaActs extends BlockActs {
   n1: Float32Array; // (BT, C)
   n1Rstd: Float32Array; // (BT)
@@ -140,8 +102,8 @@ export class Llama implements Architecture<LlamaActs> {
   private readonly NKV: number;
   private readonly HS: number;
   private readonly eps: number;
-  private readonly cos: Float32Array; // (maxPos, HS/2)
-  private readonly sin: Float32Array; // (maxPos, HS/2)
+  /** cos/sin (rows, HS/2), built lazily for the positions in use. */
+  readonly rope: RotaryTables;
 
   constructor(readonly config: ModelConfig, readonly params: ParamStore) {
     this.numLayers = config.numLayers;
@@ -154,9 +116,7 @@ export class Llama implements Architecture<LlamaActs> {
     this.eps = config.normEps;
     if (this.NH % this.NKV !== 0) throw new DeltaEditError("E_CONFIG", `num_attention_heads (${this.NH}) must be a multiple of num_key_value_heads (${this.NKV})`);
     if (this.HS % 2 !== 0) throw new DeltaEditError("E_CONFIG", `head_dim (${this.HS}) must be even for rotary embeddings`);
-    const t = ropeTables(config);
-    this.cos = t.cos;
-    this.sin = t.sin;
+    this.rope = new RotaryTables(config);
   }
 
   private lin(name: string, inF: number, outF: number, bias: boolean): LinearRef {
@@ -235,8 +195,9 @@ export class Llama implements Architecture<LlamaActs> {
     linearForward(this.lin(p + "self_attn.q_proj", C, QD, ab), a.n1, a.q, rows);
     linearForward(this.lin(p + "self_attn.k_proj", C, KD, ab), a.n1, a.k, rows);
     linearForward(this.lin(p + "self_attn.v_proj", C, KD, ab), a.n1, a.v, rows);
-    ops.ropeForward(a.q, this.cos, this.sin, shape.positions, rows, this.NH, this.HS);
-    ops.ropeForward(a.k, this.cos, this.sin, shape.positions, rows, this.NKV, this.HS);
+    const { cos, sin } = this.rope.coverPositions(shape.positions);
+    ops.ropeForward(a.q, cos, sin, shape.positions, rows, this.NH, this.HS);
+    ops.ropeForward(a.k, cos, sin, shape.positions, rows, this.NKV, this.HS);
     const as = this.attnShape(shape, kv);
     if (kv) {
       for (let b = 0; b < shape.B; b++) {
@@ -289,8 +250,9 @@ export class Llama implements Architecture<LlamaActs> {
     linearBackward(this.lin(p + "self_attn.o_proj", QD, C, false), a.att, dR2, dAtt, g("self_attn.o_proj.weight"), null, rows);
     ops.attentionBackward(dAtt, a.q, a.k, a.v, a.probs, a.dq, a.dk, a.dv, this.attnShape(shape, null));
     // forward was: q, k ← RoPE(q, k)
-    ops.ropeBackward(a.dq, this.cos, this.sin, shape.positions, rows, this.NH, this.HS);
-    ops.ropeBackward(a.dk, this.cos, this.sin, shape.positions, rows, this.NKV, this.HS);
+    const { cos, sin } = this.rope.coverPositions(shape.positions);
+    ops.ropeBackward(a.dq, cos, sin, shape.positions, rows, this.NH, this.HS);
+    ops.ropeBackward(a.dk, cos, sin, shape.positions, rows, this.NKV, this.HS);
     const dN1 = a.dC1.subarray(0, rows * C);
     linearBackward(this.lin(p + "self_attn.q_proj", C, QD, ab), a.n1, a.dq, dN1, g("self_attn.q_proj.weight"), ab ? g("self_attn.q_proj.bias") : null, rows);
     linearBackward(this.lin(p + "self_attn.k_proj", C, KD, ab), a.n1, a.dk, dN1, g("self_attn.k_proj.weight"), ab ? g("self_attn.k_proj.bias") : null, rows, true);

@@ -433,6 +433,28 @@ test("export: --out empty, an existing file or a non-empty directory are usage e
   assert.ok(fs.existsSync(path.join(out, "adapter_model.safetensors")));
   assert.deepEqual(temporaries(tmp), []);
 
+  // a full disk while the HF export copies the model: E_IO naming the output, no temporary left, nothing at --out
+  const realCopy = fs.copyFileSync;
+  let copies = 0;
+  fs.copyFileSync = ((src: fs.PathLike, dst: fs.PathLike, mode?: number) => {
+    if (++copies > 1) throw Object.assign(new Error(`ENOSPC: no space left on device, copyfile '${String(src)}'`), { code: "ENOSPC" });
+    realCopy(src, dst, mode);
+  }) as typeof fs.copyFileSync;
+  const hfOut = path.join(tmp, "hf-full-disk");
+  let full1: Awaited<ReturnType<typeof cli>>;
+  try {
+    full1 = await cli(["export", "--session", dir, "--format", "hf", "--out", hfOut, "--stats-corpus", CORPUS]);
+  } finally {
+    fs.copyFileSync = realCopy;
+  }
+  assert.equal(full1.code, 1, full1.err);
+  assert.match(full1.err, /export to .*hf-full-disk failed: no space left on device/);
+  assert.doesNotMatch(full1.err, /internal error/);
+  assert.ok(copies > 1, "precondition: the copy failed mid-way");
+  assert.equal(fs.existsSync(hfOut), false);
+  assert.deepEqual(temporaries(tmp), []);
+  assert.equal(fs.existsSync(path.join(dir, LOCK_FILE)), false, "the lock is released on errors");
+
   for (const cmd of [["edit", "--model", MODEL, "--method", "memit", "--edits", EDITS, "--session", ""], ["undo", "--session", "", "--edit", "1"], ["export", "--session", "", "--format", "hf", "--out", path.join(tmp, "x")]]) {
     const r = await cli(cmd);
     assert.equal(r.code, 2, `${cmd[0]} --session ""`);

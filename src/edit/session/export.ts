@@ -44,7 +44,7 @@ export function checkExportTarget(out: string): void {
 /**
  * Run `body` on a fresh temporary directory `<out>.tmp-<pid>` next to `out`, then move it into place.
  * Temporaries of dead earlier exports to `out` are removed first; on any error the temporary
- * directory is removed and a failed file operation becomes E_IO naming `out`.
+ * directory is removed and a failed file operation (an errno error) becomes E_IO naming `out`.
  */
 function writeDirectory<R>(out: string, body: (tmp: string) => R): R {
   checkExportTarget(out);
@@ -62,7 +62,7 @@ function writeDirectory<R>(out: string, body: (tmp: string) => R): R {
     return r;
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    if (e instanceof DeltaEditError) throw e;
+    if (e instanceof DeltaEditError || typeof (e as NodeJS.ErrnoException | undefined)?.code !== "string") throw e; // ours, or a bug
     throw ioFailure(out, e);
   }
 }

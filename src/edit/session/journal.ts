@@ -287,7 +287,8 @@ export class Journal {
     try {
       typed = validateRecord(w, JSON.parse(JSON.stringify(full)), seq, st, this.numLayers);
     } catch (e) {
-      throw new DeltaEditError("E_SESSION", `refusing to write an invalid journal record: ${(e as Error).message}`, { cause: e, context: { file: this.file } });
+      const what = (e as Error).message.replace(/ \(corrupted journal\)$/, "");
+      throw new DeltaEditError("E_SESSION", `refusing to append an invalid record (a bug): ${what}`, { cause: e, context: { file: this.file } });
     }
     beforeWrite();
     appendDurable(this.file, JSON.stringify(full) + "\n");

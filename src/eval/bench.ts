@@ -108,58 +108,62 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const state: MethodState = fs.existsSync(statePath) ? (JSON.parse(fs.readFileSync(statePath, "utf8")) as MethodState) : { checkpoints: [], immediate: {}, seconds: 0 };
     const sessionDir = path.join(o.outDir, name, "session");
     const session = fs.existsSync(path.join(sessionDir, "manifest.json"))
-      ? await EditSession.open(sessionDir, { secondMoments: o.secondMoments, log: o.log })
-      : await EditSession.create({ dir: sessionDir, modelSource: o.modelSource, method: name, ...(o.preset ? { preset: o.preset } : {}), overrides: o.overrides?.[name] ?? {}, batchSize: o.batchSize, seed: o.seed, codeVersion: o.codeVersion, secondMoments: o.secondMoments, log: o.log });
-    modelInfo = { name: o.modelSource, hash: session.manifest.model.hash, editedLayers: editedLayers(session) };
-    const editTime = (index: number): number => {
-      for (const r of session.journal) if (r.kind === "batch" && r.requests.some((q) => q.index === index)) return r.outcome?.timings.total ?? 0;
-      return 0;
-    };
-    const evalCase = (r: EvalRecord, numEdits: number): CaseResult => {
-      const time = editTime(records.indexOf(r)); // seconds of the edit step that applied this record
-      return r.kind === "zsre"
-        ? evaluateZsreCase(session.model, r, { numEdits, time })
-        : evaluateCounterfactCase(session.model, r, {
-            numEdits,
-            time,
-            neighborhoodMode: o.neighborhoodMode,
-            ...(neighborhoodTrue ? { neighborhoodTrue } : {}),
-            // one seeded generator per case, so a score does not depend on which other cases were scored
-            ...(o.generation && r.generationPrompts.length > 0 ? { generation: { rng: new Rng(o.generation.seed * 1_000_003 + r.caseId), tfidf: o.generation.tfidf ?? null, snippets: o.generation.snippets ?? null } } : {}),
-          });
-    };
-    for (const target of schedule) {
-      if (state.checkpoints.some((c) => c.edits === target)) continue; // done in an earlier (interrupted) run
-      const t0 = performance.now();
-      session.run(
-        stream,
-        {
-          limit: target,
-          onBatch: (p) => {
-            if (o.protocol === "immediate") {
-              for (const q of p.record.requests) {
-                const rec = records[q.index]!;
-                state.immediate[String(rec.caseId)] = evalCase(rec, o.batchSize);
+      ? await EditSession.open(sessionDir, { secondMoments: o.secondMoments, log: o.log, access: "write", command: "bench" })
+      : await EditSession.create({ dir: sessionDir, modelSource: o.modelSource, method: name, ...(o.preset ? { preset: o.preset } : {}), overrides: o.overrides?.[name] ?? {}, batchSize: o.batchSize, seed: o.seed, codeVersion: o.codeVersion, secondMoments: o.secondMoments, log: o.log, command: "bench" });
+    try {
+      modelInfo = { name: o.modelSource, hash: session.manifest.model.hash, editedLayers: editedLayers(session) };
+      const editTime = (index: number): number => {
+        for (const r of session.journal) if (r.kind === "batch" && r.requests.some((q) => q.index === index)) return r.outcome?.timings.total ?? 0;
+        return 0;
+      };
+      const evalCase = (r: EvalRecord, numEdits: number): CaseResult => {
+        const time = editTime(records.indexOf(r)); // seconds of the edit step that applied this record
+        return r.kind === "zsre"
+          ? evaluateZsreCase(session.model, r, { numEdits, time })
+          : evaluateCounterfactCase(session.model, r, {
+              numEdits,
+              time,
+              neighborhoodMode: o.neighborhoodMode,
+              ...(neighborhoodTrue ? { neighborhoodTrue } : {}),
+              // one seeded generator per case, so a score does not depend on which other cases were scored
+              ...(o.generation && r.generationPrompts.length > 0 ? { generation: { rng: new Rng(o.generation.seed * 1_000_003 + r.caseId), tfidf: o.generation.tfidf ?? null, snippets: o.generation.snippets ?? null } } : {}),
+            });
+      };
+      for (const target of schedule) {
+        if (state.checkpoints.some((c) => c.edits === target)) continue; // done in an earlier (interrupted) run
+        const t0 = performance.now();
+        session.run(
+          stream,
+          {
+            limit: target,
+            onBatch: (p) => {
+              if (o.protocol === "immediate") {
+                for (const q of p.record.requests) {
+                  const rec = records[q.index]!;
+                  state.immediate[String(rec.caseId)] = evalCase(rec, o.batchSize);
+                }
               }
-            }
-            o.onProgress?.({ method: name, done: p.done, total: o.edits, phase: "edit", detail: `batch ${p.seq}` });
+              o.onProgress?.({ method: name, done: p.done, total: o.edits, phase: "edit", detail: `batch ${p.batch}` });
+            },
           },
-        },
-      );
-      // the method's final step (PRUNE's restraint) belongs to the end of the stream, before it is scored
-      if (target >= o.edits) session.finish();
-      state.seconds += (performance.now() - t0) / 1000;
-      if (session.position < target) throw new DeltaEditError("E_SESSION", `bench: session ${sessionDir} stopped at ${session.position} < ${target}`);
-      const edited = editedRecords(session, records, target);
-      o.onProgress?.({ method: name, done: target, total: o.edits, phase: "eval", detail: `scoring ${edited.length} records after ${target} edits` });
-      const results = o.protocol === "immediate" ? edited.map((r) => state.immediate[String(r.caseId)]!).filter(Boolean) : edited.map((r) => evalCase(r, o.batchSize));
-      writeCaseRecords(path.join(o.outDir, name, String(target)), results);
-      state.checkpoints.push(checkpointOf(session, results, target, state.seconds, o));
-      state.checkpoints.sort((a, b) => a.edits - b.edits);
-      writeJsonAtomic(statePath, state);
-      o.log(`bench: ${name}: checkpoint ${target} scored (${edited.length} records)`);
+        );
+        // the method's final step (PRUNE's restraint) belongs to the end of the stream, before it is scored
+        if (target >= o.edits) session.finish();
+        state.seconds += (performance.now() - t0) / 1000;
+        if (session.position < target) throw new DeltaEditError("E_SESSION", `bench: session ${sessionDir} stopped at ${session.position} < ${target}`);
+        const edited = editedRecords(session, records, target);
+        o.onProgress?.({ method: name, done: target, total: o.edits, phase: "eval", detail: `scoring ${edited.length} records after ${target} edits` });
+        const results = o.protocol === "immediate" ? edited.map((r) => state.immediate[String(r.caseId)]!).filter(Boolean) : edited.map((r) => evalCase(r, o.batchSize));
+        writeCaseRecords(path.join(o.outDir, name, String(target)), results);
+        state.checkpoints.push(checkpointOf(session, results, target, state.seconds, o));
+        state.checkpoints.sort((a, b) => a.edits - b.edits);
+        writeJsonAtomic(statePath, state);
+        o.log(`bench: ${name}: checkpoint ${target} scored (${edited.length} records)`);
+      }
+      methods.push({ name, preset: session.manifest.preset, params: session.manifest.params, checkpoints: state.checkpoints });
+    } finally {
+      session.close(); // the writer lock (bench is the session's writer while it runs)
     }
-    methods.push({ name, preset: session.manifest.preset, params: session.manifest.params, checkpoints: state.checkpoints });
   }
   const report: BenchReport = {
     title: `Sequential editing on ${o.datasetName}`,

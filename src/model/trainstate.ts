@@ -18,6 +18,7 @@ import { AdamW, type AdamWParams } from "./adamw.js";
 import type { ParamStore } from "./params.js";
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "./safetensors.js";
 import type { SamplerState } from "./windows.js";
+import { writeFileAtomic } from "../util/fsio.js";
 
 export const TRAIN_STATE_FORMAT = "deltaedit-train-state";
 export const TRAIN_STATE_VERSION = 1;
@@ -34,18 +35,8 @@ export interface TrainStateJson {
   run: Record<string, unknown>;
 }
 
-/** Atomically write a small text file (temp + fsync + rename). */
-export function writeFileAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, "w");
-  try {
-    fs.writeSync(fd, text);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-}
+/** Atomically write a small text file (temp + fsync + rename; checked writes, see util/fsio). */
+export { writeFileAtomic } from "../util/fsio.js";
 
 /** Save a checkpoint of (params, optimizer, sampler) after `opt.step` updates into `dir`. */
 export function saveTrainState(dir: string, params: ParamStore, opt: AdamW, sampler: SamplerState, run: Record<string, unknown>): void {

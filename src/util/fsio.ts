@@ -17,15 +17,18 @@ function ioError(file: string, what: string, e: unknown): DeltaEditError {
   return new DeltaEditError("E_IO", `${file}: ${what} failed: ${why}`, { cause: e, context: { file } });
 }
 
-/** Write all of `data` to `fd` at the current position, looping over short writes. */
-export function writeAll(fd: number, data: string | Uint8Array, file: string): void {
+/**
+ * Write all of `data` to `fd`, looping over short writes: at the current file position, or from
+ * byte `position` on when given (positional writes do not move the file position).
+ */
+export function writeAll(fd: number, data: string | Uint8Array, file: string, position?: number): void {
   const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
   let off = 0;
   let stalls = 0;
   while (off < buf.length) {
     let n: number;
     try {
-      n = fs.writeSync(fd, buf, off, buf.length - off);
+      n = position === undefined ? fs.writeSync(fd, buf, off, buf.length - off) : fs.writeSync(fd, buf, off, buf.length - off, position + off);
     } catch (e) {
       throw ioError(file, "write", e);
     }
@@ -92,9 +95,11 @@ export function appendDurable(file: string, text: string): void {
 
 /**
  * Remove temporary files/directories (`*.tmp-<pid>`) in `dir` left by processes that no longer run.
- * Returns the removed names. Temporaries of live processes (another writer) are kept.
+ * Returns the removed names. Temporaries of live processes (another writer) are kept. With
+ * `prefix`, only names starting with it are considered (a directory shared with other files, such
+ * as the parent of an export target: `prefix` = "<target name>.tmp-").
  */
-export function removeStaleTemporaries(dir: string): string[] {
+export function removeStaleTemporaries(dir: string, opts: { prefix?: string } = {}): string[] {
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -103,6 +108,7 @@ export function removeStaleTemporaries(dir: string): string[] {
   }
   const removed: string[] = [];
   for (const name of names) {
+    if (opts.prefix !== undefined && !name.startsWith(opts.prefix)) continue;
     const i = name.lastIndexOf(TMP_MARK);
     if (i < 0) continue;
     const pid = Number(name.slice(i + TMP_MARK.length));

@@ -128,13 +128,13 @@ test("resume after kill -9 ends bit-identical to an uninterrupted run; undo is e
 
   // undo batch 2: W_after = W − R₂X₂ᵀ, and reopening the session (replay incl. the undo) gives the same bits
   const before = editedWeights(sa);
-  const rec = sa.journal.find((r) => r.kind === "batch" && r.seq === 2)!;
+  const rec = sa.journal.find((r) => r.kind === "batch" && r.batch === 2)!;
   assert.equal(rec.kind, "batch");
   const ru = await cli(["undo", "--session", a, "--edit", "2", "--stats-corpus", CORPUS]);
   assert.equal(ru.code, 0, ru.err);
   const su = await openSession(a);
   const after = editedWeights(su);
-  const fac = SafetensorsFile.open(path.join(a, (rec as { factors: string }).factors));
+  const fac = SafetensorsFile.open(path.join(a, "factors", (rec as { factors: string }).factors));
   [1, 2, 3].forEach((layer, i) => {
     const idx = (rec as { updates: { layer: number }[] }).updates.findIndex((u) => u.layer === layer);
     const R = fac.read(`u${idx}.L${layer}.influence`); // (C, 1)

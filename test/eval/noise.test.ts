@@ -8,7 +8,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { appendJournal, saveFactors } from "../../src/edit/session/store.js";
+import { Journal } from "../../src/edit/session/journal.js";
+import { writeManifest } from "../../src/edit/session/manifest.js";
+import { MODEL_HASH_KIND } from "../../src/edit/session/modelhash.js";
+import { saveFactors } from "../../src/edit/session/store.js";
 import type { LayerUpdate } from "../../src/edit/methods/method.js";
 import {
   measureNoise, modelDeviation, NoiseFactors, noiseVectors, summarizeDeviation, summarizeMeasurement, summarizeNoise,
@@ -283,16 +286,24 @@ test("factors from a session directory: batches in order, undone batches left ou
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "deltaedit-noise-"));
   try {
     const { updates } = simulate(7, 4, 2);
-    fs.writeFileSync(path.join(dir, "manifest.json"), JSON.stringify({ model: { hidden: C, dFF: F } }));
-    const journal = path.join(dir, "journal.jsonl");
-    updates.forEach((u, i) => {
-      const rel = `factors/${String(i + 1).padStart(6, "0")}.safetensors`;
-      const metas = saveFactors(path.join(dir, rel), [u], C, F);
-      appendJournal(journal, { kind: "batch", seq: i + 1, updates: metas, factors: rel });
+    writeManifest(path.join(dir, "manifest.json"), {
+      format: "deltaedit-session", version: 2, codeVersion: "test", created: new Date(0).toISOString(),
+      model: { source: "/nowhere", hash: "0".repeat(64), hashKind: MODEL_HASH_KIND, modelType: "llama", numLayers: LAYER + 1, hidden: C, dFF: F },
+      method: "memit", preset: "test", overrides: {}, params: {}, batchSize: 2, seed: 0, threads: 1,
+      templates: { memit: [["{}"]], rome: ["{}"] }, rngStateAfterTemplates: [1, 2, 3, 4], stats: {},
     });
-    appendJournal(journal, { kind: "undo", seq: 2 });
-    const rel = "factors/finish.safetensors";
-    appendJournal(journal, { kind: "finish", updates: saveFactors(path.join(dir, rel), [{ layer: LAYER, n: 0, keys: null, influence: null, activation: null, dense: new Float32Array(C * F) }], C, F), factors: rel });
+    const journal = Journal.read(path.join(dir, "journal.jsonl"), { repair: true, numLayers: LAYER + 1 });
+    const time = new Date(0).toISOString();
+    const outcome = { requests: [], layerStats: [], timings: { target: 0, keys: 0, solve: 0, apply: 0, total: 0 }, replayData: {} };
+    updates.forEach((u, i) => {
+      const name = `${String(i + 1).padStart(6, "0")}.safetensors`;
+      const { metas, sha256 } = saveFactors(path.join(dir, "factors", name), [u], C, F);
+      const requests = [0, 1].map((k) => ({ caseId: String(2 * i + k), index: 2 * i + k, subject: "s", prompt: "{} p", targetNew: "t" }));
+      journal.append({ kind: "batch", batch: i + 1, requests, rejected: [], outcome, updates: metas, factors: name, factorsSha256: sha256, rngState: [1, 2, 3, 4], nextIndex: 2 * i + 2, time });
+    });
+    journal.append({ kind: "undo", batch: 2, time });
+    const fin = saveFactors(path.join(dir, "factors", "finish.safetensors"), [{ layer: LAYER, n: 0, keys: null, influence: null, activation: null, dense: new Float32Array(C * F) }], C, F);
+    journal.append({ kind: "finish", updates: fin.metas, factors: "finish.safetensors", factorsSha256: fin.sha256, time });
     const f = noiseFactorsFromSession(dir).layer(LAYER);
     assert.equal(f.n, 6, "3 applied batches of 2 requests");
     assert.equal(f.denseSteps, 1);

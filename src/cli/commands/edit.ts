@@ -3,10 +3,10 @@ import path from "node:path";
 import { DeltaEditError } from "../../errors.js";
 import { METHOD_NAMES, type MethodName } from "../../edit/methods/method.js";
 import { PRESETS } from "../../edit/presets.js";
-import { readRequestsFile } from "../../edit/request.js";
+import { readRequestsFile, type ParsedRequests } from "../../edit/request.js";
 import { EditSession } from "../../edit/session/session.js";
 import { packageVersion } from "../version.js";
-import { bool, num, str, type CommandSpec, type ParsedArgs } from "../args.js";
+import { bool, num, str, type CliIO, type CommandSpec, type ParsedArgs } from "../args.js";
 import { prepareSecondMoments } from "./_stats.js";
 import { formatDuration, ProgressLine } from "../progress.js";
 import { renderTable } from "../table.js";
@@ -35,6 +35,7 @@ export const command: CommandSpec = {
     preset: { type: "string", description: `hyperparameter preset (${PRESETS.map((p) => p.name).join(", ")}; default: matched to the model's shape)`, valueName: "NAME" },
     set: { type: "list", description: "override a hyperparameter, e.g. --set l2=10 --set editLayers=4,5,6 (repeatable)", valueName: "KEY=VALUE" },
     resume: { type: "boolean", description: "continue an interrupted session" },
+    "skip-model-check": { type: "boolean", description: "with --resume: replay onto the model without checking its content hash against the session's (needed when the manifest records none; results are only right for the original model)" },
     limit: { type: "number", description: "stop after this many requests of the stream", valueName: "N" },
     seed: { type: "number", description: "seed of the session's RNG (context templates, randomized SVD)", default: 0, valueName: "S" },
     "stats-corpus": { type: "string", description: "corpus for the covariance statistics when none are shipped with the model", valueName: "FILE|DIR" },
@@ -46,6 +47,7 @@ export const command: CommandSpec = {
   async run(args, io) {
     const log = (m: string): void => io.err(m + "\n");
     const sessionDir = str(args, "session")!;
+    if (sessionDir.trim() === "") throw new DeltaEditError("E_USAGE", "edit: --session must name a directory, got an empty string");
     const statsOpts = { corpus: str(args, "stats-corpus"), samples: num(args, "stats-samples"), maxTokens: num(args, "stats-max-tokens") };
     const clean = Object.fromEntries(Object.entries(statsOpts).filter(([, v]) => v !== undefined));
     const factory = (model: Parameters<typeof prepareSecondMoments>[0], layers: readonly number[]) => prepareSecondMoments(model, layers, clean, log);
@@ -58,7 +60,7 @@ export const command: CommandSpec = {
     let session: EditSession;
     const resume = bool(args, "resume");
     if (resume) {
-      const o: Parameters<typeof EditSession.open>[1] = { secondMoments: factory, log };
+      const o: Parameters<typeof EditSession.open>[1] = { secondMoments: factory, log, access: "write", command: "edit --resume", skipModelCheck: bool(args, "skip-model-check") };
       const m = str(args, "model");
       if (m) o.modelSource = m;
       session = await EditSession.open(sessionDir, o);
@@ -67,6 +69,7 @@ export const command: CommandSpec = {
       const model = str(args, "model");
       const method = str(args, "method");
       if (!model) throw new DeltaEditError("E_USAGE", "edit: --model is required for a new session");
+      if (bool(args, "skip-model-check")) throw new DeltaEditError("E_USAGE", "edit: --skip-model-check only applies with --resume (a new session records its model's hash)");
       if (!method) throw new DeltaEditError("E_USAGE", "edit: --method is required for a new session", { hint: `one of ${METHOD_NAMES.join(", ")}` });
       if (!METHOD_NAMES.includes(method as MethodName)) throw new DeltaEditError("E_USAGE", `edit: unknown method "${method}"`, { hint: `one of ${METHOD_NAMES.join(", ")}` });
       if (fs.existsSync(path.join(sessionDir, "manifest.json"))) throw new DeltaEditError("E_USAGE", `edit: ${sessionDir} already holds a session`, { hint: "add --resume to continue it" });
@@ -79,42 +82,51 @@ export const command: CommandSpec = {
       if (threads !== undefined) so.threads = threads;
       session = await EditSession.create(so);
     }
-    const progress = new ProgressLine(io, "edit");
-    const start = session.position;
-    const t0 = performance.now();
-    const limit = num(args, "limit");
-    const runOpts: Parameters<EditSession["run"]>[1] = {
-      rejected: parsed.rejected,
-      onBatch: (p) => {
-        for (const r of p.record.rejected) if (!parsed.rejected.some((x) => x.index === r.index)) log(`rejected: ${r.message}`);
-        const el = (performance.now() - t0) / 1000;
-        const rate = (p.done - start) / el;
-        const trig = p.record.outcome?.requests.filter((q) => q.noise?.triggered).length ?? 0;
-        progress.update(p.done, p.total, `batch ${p.seq}${trig ? ` (projection triggered ×${trig})` : ""} · ${rate > 0 ? (1 / rate).toFixed(2) : "?"} s/request · ETA ${formatDuration(rate > 0 ? (p.total - p.done) / rate : NaN)}`);
-      },
-    };
-    if (limit !== undefined) runOpts.limit = limit;
-    const res = session.run(parsed.requests, runOpts);
-    progress.done();
-    const fin = session.finish();
-    if (fin.length > 0) log(`final step of ${session.manifest.method}: ${fin.length} layer update(s) applied`);
-    const batches = session.journal.filter((r) => r.kind === "batch");
-    const summary = {
-      session: sessionDir,
-      method: session.manifest.method,
-      preset: session.manifest.preset,
-      applied: res.applied,
-      rejected: res.rejected,
-      batches: batches.length,
-      position: session.position,
-      seconds: (performance.now() - t0) / 1000,
-    };
-    if (bool(args, "json")) io.out(JSON.stringify(summary) + "\n");
-    else io.out(renderTable(["session", "method", "preset", "applied", "rejected", "batches", "position", "time"], [[sessionDir, summary.method, summary.preset, String(res.applied), String(res.rejected), String(summary.batches), String(summary.position), formatDuration(summary.seconds)]]) + "\n");
-    if (res.applied === 0 && res.rejected > 0) {
-      log(`edit: none of the ${res.rejected} request(s) of this run could be applied`);
-      return 1;
+    try {
+      return runSession(session, args, io, sessionDir, log, parsed);
+    } finally {
+      session.close();
     }
-    return 0;
   },
 };
+
+/** Apply the edit stream in an open (locked) session and print the summary. */
+function runSession(session: EditSession, args: ParsedArgs, io: CliIO, sessionDir: string, log: (m: string) => void, parsed: ParsedRequests): number {
+  const progress = new ProgressLine(io, "edit");
+  const start = session.position;
+  const t0 = performance.now();
+  const limit = num(args, "limit");
+  const runOpts: Parameters<EditSession["run"]>[1] = {
+    rejected: parsed.rejected,
+    onBatch: (p) => {
+      for (const r of p.record.rejected) if (!parsed.rejected.some((x) => x.index === r.index)) log(`rejected: ${r.message}`);
+      const el = (performance.now() - t0) / 1000;
+      const rate = (p.done - start) / el;
+      const trig = p.record.outcome?.requests.filter((q) => q.noise?.triggered).length ?? 0;
+      progress.update(p.done, p.total, `batch ${p.batch}${trig ? ` (projection triggered ×${trig})` : ""} · ${rate > 0 ? (1 / rate).toFixed(2) : "?"} s/request · ETA ${formatDuration(rate > 0 ? (p.total - p.done) / rate : NaN)}`);
+    },
+  };
+  if (limit !== undefined) runOpts.limit = limit;
+  const res = session.run(parsed.requests, runOpts);
+  progress.done();
+  const fin = session.finish();
+  if (fin.length > 0) log(`final step of ${session.manifest.method}: ${fin.length} layer update(s) applied`);
+  const batches = session.journal.filter((r) => r.kind === "batch");
+  const summary = {
+    session: sessionDir,
+    method: session.manifest.method,
+    preset: session.manifest.preset,
+    applied: res.applied,
+    rejected: res.rejected,
+    batches: batches.length,
+    position: session.position,
+    seconds: (performance.now() - t0) / 1000,
+  };
+  if (bool(args, "json")) io.out(JSON.stringify(summary) + "\n");
+  else io.out(renderTable(["session", "method", "preset", "applied", "rejected", "batches", "position", "time"], [[sessionDir, summary.method, summary.preset, String(res.applied), String(res.rejected), String(summary.batches), String(summary.position), formatDuration(summary.seconds)]]) + "\n");
+  if (res.applied === 0 && res.rejected > 0) {
+    log(`edit: none of the ${res.rejected} request(s) of this run could be applied`);
+    return 1;
+  }
+  return 0;
+}

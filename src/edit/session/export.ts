@@ -4,7 +4,9 @@
  * HF checkpoint: the original directory's files are copied (config, tokenizer, index, every shard),
  * then the bytes of each edited tensor are overwritten in place with the edited values in the
  * tensor's own dtype (same names, shapes, dtypes, sharding and header; unedited tensors stay
- * byte-identical). Written to a temporary directory renamed into place at the end.
+ * byte-identical). Written to a temporary directory `<out>.tmp-<pid>` renamed into place at the end;
+ * it is removed on every error, and one left by a killed export is removed by the next export to
+ * the same `out`. `out` must not exist, or be an empty directory.
  *
  * PEFT LoRA adapter: per edited down projection, the accumulated update ΔW (C, F) = B·A with
  * B = U_r diag(s_r) (C, r) and A = V_rᵀ (r, F) from its SVD: exact when r ≥ the numerical rank,
@@ -19,74 +21,107 @@ import { architectureFor } from "../../model/arch/index.js";
 import { openCheckpoint } from "../../model/checkpoint.js";
 import { f32ToBf16, f32ToF16 } from "../../model/half.js";
 import type { LanguageModel } from "../../model/model.js";
-import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "../../model/safetensors.js";
-import { writeJsonAtomic } from "./store.js";
+import { SafetensorsFile } from "../../model/safetensors.js";
+import { removeStaleTemporaries, TMP_MARK, writeAll, writeFileAtomic, writeJsonAtomic } from "../../util/fsio.js";
+import { encodeSafetensors, type F32Tensor } from "./encode.js";
 
-function tmpDirFor(out: string): string {
-  return `${out.replace(/\/+$/, "")}.tmp-${process.pid}`;
+/**
+ * Refuse an output that cannot be written: an empty path, an existing file, a non-empty directory.
+ * (An empty existing directory is replaced.) Throws E_ARG naming `out`.
+ */
+export function checkExportTarget(out: string): void {
+  if (typeof out !== "string" || out.trim() === "") throw new DeltaEditError("E_ARG", `export: the output directory must be a non-empty path, got ${JSON.stringify(out)}`);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(out);
+  } catch {
+    return; // does not exist (or is unreachable: creating it will say why)
+  }
+  if (!st.isDirectory()) throw new DeltaEditError("E_ARG", `export: ${out} is an existing file, not a directory`, { hint: "choose a new --out directory", context: { file: out } });
+  if (fs.readdirSync(out).length > 0) throw new DeltaEditError("E_ARG", `export: output directory ${out} exists and is not empty`, { hint: "choose a new --out directory", context: { file: out } });
 }
 
-function commitDir(tmp: string, out: string): void {
-  if (fs.existsSync(out)) {
-    if (fs.readdirSync(out).length > 0) {
-      fs.rmSync(tmp, { recursive: true, force: true });
-      throw new DeltaEditError("E_ARG", `export: output directory ${out} exists and is not empty`, { hint: "choose a new --out directory" });
-    }
-    fs.rmdirSync(out);
+/**
+ * Run `body` on a fresh temporary directory `<out>.tmp-<pid>` next to `out`, then move it into place.
+ * Temporaries of dead earlier exports to `out` are removed first; on any error the temporary
+ * directory is removed and a failed file operation (an errno error) becomes E_IO naming `out`.
+ */
+function writeDirectory<R>(out: string, body: (tmp: string) => R): R {
+  checkExportTarget(out);
+  const target = path.resolve(out);
+  const parent = path.dirname(target);
+  removeStaleTemporaries(parent, { prefix: path.basename(target) + TMP_MARK });
+  const tmp = `${target}${TMP_MARK}${process.pid}`;
+  try {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp, { recursive: true });
+    const r = body(tmp);
+    checkExportTarget(out); // created meanwhile?
+    if (fs.existsSync(target)) fs.rmdirSync(target); // an empty directory
+    fs.renameSync(tmp, target);
+    return r;
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    if (e instanceof DeltaEditError || typeof (e as NodeJS.ErrnoException | undefined)?.code !== "string") throw e; // ours, or a bug
+    throw ioFailure(out, e);
   }
-  fs.renameSync(tmp, out);
+}
+
+function ioFailure(out: string, e: unknown): DeltaEditError {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  const why = code === "ENOSPC" ? "no space left on device" : e instanceof Error ? e.message : String(e);
+  return new DeltaEditError("E_IO", `export to ${out} failed: ${why} (nothing was written there)`, { cause: e, context: { file: out } });
 }
 
 /** Write the edited model as a Hugging Face checkpoint; `changed` lists parameter names to rewrite. */
 export function exportHf(model: LanguageModel, changed: readonly string[], out: string): { files: string[]; tensors: string[] } {
   if (!model.dir) throw new DeltaEditError("E_ARG", "export: the model was not loaded from a directory");
   const src = model.dir;
-  const tmp = tmpDirFor(out);
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.mkdirSync(tmp, { recursive: true });
-  const copied: string[] = [];
-  for (const e of fs.readdirSync(src, { withFileTypes: true })) {
-    const real = fs.statSync(path.join(src, e.name)); // follows HF-cache symlinks
-    if (!real.isFile()) continue;
-    fs.copyFileSync(path.join(src, e.name), path.join(tmp, e.name));
-    copied.push(e.name);
-  }
-  const ckpt = openCheckpoint(src);
   const entry = architectureFor(model.config);
-  const written: string[] = [];
-  try {
-    for (const name of changed) {
-      const spec = model.params.spec(name);
-      const stored = entry.checkpointNames(spec, model.config).find((n) => ckpt.has(n));
-      if (!stored) throw new DeltaEditError("E_CHECKPOINT", `export: parameter ${name} not found in ${src}`);
-      const info = ckpt.info(stored);
-      const data = model.params.get(name);
-      const st = SafetensorsFile.open(path.join(src, info.file));
-      const ti = st.info(stored);
-      st.close();
-      let bytes: Uint8Array;
-      if (ti.dtype === "F32") bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-      else if (ti.dtype === "F16") bytes = new Uint8Array(f32ToF16(data).buffer);
-      else if (ti.dtype === "BF16") bytes = new Uint8Array(f32ToBf16(data).buffer);
-      else throw new DeltaEditError("E_CHECKPOINT", `export: tensor ${stored} has dtype ${ti.dtype}; only F32/F16/BF16 can be rewritten`);
-      if (bytes.byteLength !== ti.byteLength) throw new DeltaEditError("E_CHECKPOINT", `export: tensor ${stored}: ${bytes.byteLength} bytes to write, ${ti.byteLength} stored`);
-      const fd = fs.openSync(path.join(tmp, info.file), "r+");
-      try {
-        fs.writeSync(fd, bytes, 0, bytes.byteLength, ti.byteOffset);
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      written.push(stored);
+  return writeDirectory(out, (tmp) => {
+    const copied: string[] = [];
+    for (const e of fs.readdirSync(src, { withFileTypes: true })) {
+      const from = path.join(src, e.name);
+      const real = fs.statSync(from); // follows HF-cache symlinks
+      if (!real.isFile()) continue;
+      fs.copyFileSync(from, path.join(tmp, e.name));
+      const size = fs.statSync(path.join(tmp, e.name)).size;
+      if (size !== real.size) throw new DeltaEditError("E_IO", `export: copying ${from} wrote ${size} of ${real.size} bytes (disk full?)`, { context: { file: path.join(tmp, e.name) } });
+      copied.push(e.name);
     }
-  } catch (e) {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  } finally {
-    ckpt.close();
-  }
-  commitDir(tmp, out);
-  return { files: copied, tensors: written };
+    const written: string[] = [];
+    const ckpt = openCheckpoint(src);
+    try {
+      for (const name of changed) {
+        const spec = model.params.spec(name);
+        const stored = entry.checkpointNames(spec, model.config).find((n) => ckpt.has(n));
+        if (!stored) throw new DeltaEditError("E_CHECKPOINT", `export: parameter ${name} not found in ${src}`);
+        const info = ckpt.info(stored);
+        const data = model.params.get(name);
+        const st = SafetensorsFile.open(path.join(src, info.file));
+        const ti = st.info(stored);
+        st.close();
+        let bytes: Uint8Array;
+        if (ti.dtype === "F32") bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+        else if (ti.dtype === "F16") bytes = new Uint8Array(f32ToF16(data).buffer);
+        else if (ti.dtype === "BF16") bytes = new Uint8Array(f32ToBf16(data).buffer);
+        else throw new DeltaEditError("E_CHECKPOINT", `export: tensor ${stored} has dtype ${ti.dtype}; only F32/F16/BF16 can be rewritten`);
+        if (bytes.byteLength !== ti.byteLength) throw new DeltaEditError("E_CHECKPOINT", `export: tensor ${stored}: ${bytes.byteLength} bytes to write, ${ti.byteLength} stored`);
+        const file = path.join(tmp, info.file);
+        const fd = fs.openSync(file, "r+");
+        try {
+          writeAll(fd, bytes, file, ti.byteOffset);
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+        written.push(stored);
+      }
+    } finally {
+      ckpt.close();
+    }
+    return { files: copied, tensors: written };
+  });
 }
 
 
@@ -107,7 +142,7 @@ export interface LoraLayerReport {
 export function exportLora(model: LanguageModel, deltas: ReadonlyMap<number, Float32Array>, out: string, opts: { rank?: number; baseModel: string }): LoraLayerReport[] {
   const C = model.arch.hidden;
   const F = model.arch.dFF;
-  const tensors: TensorToWrite[] = [];
+  const tensors: F32Tensor[] = [];
   const reports: LoraLayerReport[] = [];
   const layers = [...deltas.keys()].sort((a, b) => a - b);
   if (layers.length === 0) throw new DeltaEditError("E_SESSION", "export: the session holds no update to export");
@@ -133,9 +168,6 @@ export function exportLora(model: LanguageModel, deltas: ReadonlyMap<number, Flo
     reports.push({ layer, module, rank: r, numericalRank, retainedEnergy: total > 0 ? kept / total : 1, exact: r >= numericalRank });
     rMax = Math.max(rMax, r);
   }
-  const tmp = tmpDirFor(out);
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.mkdirSync(tmp, { recursive: true });
   const ranks = Object.fromEntries(reports.map((x) => [x.module, x.rank]));
   const config = {
     peft_type: "LORA",
@@ -154,9 +186,10 @@ export function exportLora(model: LanguageModel, deltas: ReadonlyMap<number, Flo
     init_lora_weights: true,
     modules_to_save: null,
   };
-  writeJsonAtomic(path.join(tmp, "adapter_config.json"), config);
-  writeSafetensors(path.join(tmp, "adapter_model.safetensors"), tensors, { format: "pt" });
-  writeJsonAtomic(path.join(tmp, "deltaedit_lora_report.json"), { layers: reports });
-  commitDir(tmp, out);
+  writeDirectory(out, (tmp) => {
+    writeJsonAtomic(path.join(tmp, "adapter_config.json"), config);
+    writeFileAtomic(path.join(tmp, "adapter_model.safetensors"), encodeSafetensors(tensors, { format: "pt" }));
+    writeJsonAtomic(path.join(tmp, "deltaedit_lora_report.json"), { layers: reports });
+  });
   return reports;
 }

@@ -135,22 +135,33 @@ export function loadTokenizer(dir: string): TextTokenizer {
   const bosTokenId = specialId("bos_token", "bos_token_id");
   const eosTokenId = specialId("eos_token", "eos_token_id");
 
+  // the tokenizers library checks its pipeline lazily: a malformed normalizer, pre-tokenizer or
+  // post-processor fails at the first encode, so every call is guarded and the probe below runs at load
+  const guard = <T>(what: string, fn: () => T): T => {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof DeltaEditError) throw e;
+      throw tokError(tokFile, `unusable tokenizer: ${what} failed (${e instanceof Error ? e.message : String(e)})`, e);
+    }
+  };
   const encode = (text: string, opts?: { addSpecialTokens?: boolean }): number[] =>
-    tok.encode(text, { add_special_tokens: opts?.addSpecialTokens ?? true }).ids;
+    guard("encode", () => tok.encode(text, { add_special_tokens: opts?.addSpecialTokens ?? true }).ids);
   const probe = encode("a");
   const probePlain = encode("a", { addSpecialTokens: false });
   const addsBos = bosTokenId !== null && probe.length > probePlain.length && probe[0] === bosTokenId;
+  guard("decode", () => tok.decode(probe, { skip_special_tokens: false }));
 
   return {
     encode,
-    decode: (ids, opts) => tok.decode([...ids], { skip_special_tokens: opts?.skipSpecialTokens ?? false }),
+    decode: (ids, opts) => guard("decode", () => tok.decode([...ids], { skip_special_tokens: opts?.skipSpecialTokens ?? false })),
     vocabSize: maxId + 1,
     bosTokenId,
     eosTokenId,
     padTokenId: eosTokenId ?? 0,
     addsBos,
-    idToToken: (id) => tok.id_to_token(id),
-    tokenToId: (t) => tok.token_to_id(t),
+    idToToken: (id) => guard("id_to_token", () => tok.id_to_token(id)),
+    tokenToId: (t) => guard("token_to_id", () => tok.token_to_id(t)),
   };
 }
 

@@ -12,6 +12,7 @@
  * by readers and truncated away by a writer (`repair`), which holds the session lock. A complete
  * final line that does not parse or verify is corruption, like a bad line anywhere else.
  */
+import { jsonDepth } from "../../model/boundedjson.js";
 import fs from "node:fs";
 import { DeltaEditError } from "../../errors.js";
 import { appendDurable } from "../../util/fsio.js";
@@ -19,6 +20,9 @@ import type { BatchOutcome } from "../methods/method.js";
 import type { Rejection } from "../request.js";
 import { isSha256Hex, recordSum, sealed, SUM_FIELD } from "./checksum.js";
 import { isFactorsName, validateUpdateMetas, type UpdateMeta } from "./store.js";
+/** A journal record nests a few levels (record → outcome → requests → noise); deeper is corruption. */
+const JOURNAL_MAX_DEPTH = 16;
+
 
 export const JOURNAL_FILE = "journal.jsonl";
 
@@ -235,6 +239,7 @@ export class Journal {
     lines.forEach((line, i) => {
       const w = { file, line: i + 1 };
       let v: unknown;
+      if (jsonDepth(Buffer.from(line, "utf8"), JOURNAL_MAX_DEPTH).depth > JOURNAL_MAX_DEPTH) throw bad(w, `nested deeper than ${JOURNAL_MAX_DEPTH} levels (not a journal record)`);
       try {
         v = JSON.parse(line);
       } catch {

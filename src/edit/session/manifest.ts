@@ -9,6 +9,7 @@
  *     method, preset, overrides {}, params {}, batchSize (≥ 1), seed, threads (≥ 1),
  *     templates { memit: string[][], rome: string[] }, rngStateAfterTemplates (4 × u32), stats {}, sum }
  */
+import { checkJsonDepth } from "../../model/boundedjson.js";
 import fs from "node:fs";
 import { DeltaEditError } from "../../errors.js";
 import { writeJsonAtomic } from "../../util/fsio.js";
@@ -81,6 +82,7 @@ export function readManifest(file: string, opts: { requireModelHash: boolean }):
     throw new DeltaEditError("E_IO", `${file}: cannot read (${(e as Error).message})`, { cause: e, context: { file } });
   }
   let v: unknown;
+  checkJsonDepth(Buffer.from(text, "utf8"), file);
   try {
     v = JSON.parse(text);
   } catch (e) {

@@ -59,7 +59,11 @@ export const trainCommand: CommandSpec = {
     resume: { type: "boolean", description: "continue from DIR/train-state (after a crash or kill)" },
     "keep-checkpoints": { type: "boolean", description: "keep DIR/train-state after a successful run" },
     dtype: { type: "string", description: "storage dtype of model.safetensors: F32, F16 or BF16", default: "F16", valueName: "DTYPE" },
+    recipe: { type: "string", description: "world recipe: v1 (factworld-v1) or v2 (composed names, general text, 8 blocks; docs/world.md)", default: "v1", valueName: "NAME" },
     people: { type: "number", description: "people in the knowledge base (6 facts each; default 450)", valueName: "N" },
+    "person-pools": { type: "string", description: "compose person names from G given × F family names (v2: 30,30)", valueName: "G,F" },
+    "stats-layers": { type: "string", description: "layers whose key statistics are written to DIR/stats (default: the preset's edit layers)", valueName: "L1,L2,…" },
+    "stats-fact-share": { type: "number", description: "statistics over general text in which this share of sentences are facts (v2: 0.1)", valueName: "X" },
     repeats: { type: "number", description: "statements of each (fact, training template) pair in the corpus (default 1)", valueName: "N" },
     "filler-ratio": { type: "number", description: "fraction of filler sentences in the corpus (default 0.1)", valueName: "X" },
     vocab: { type: "number", description: "tokenizer vocabulary size (default 4096)", valueName: "V" },
@@ -101,17 +105,36 @@ export const trainCommand: CommandSpec = {
     const editCount = intArg(args, "edit-count", 0);
     const probeFacts = intArg(args, "probe-facts", 1);
     const out = str(args, "out")!;
+    const recipeName = str(args, "recipe")!;
+    const { WORLD_RECIPES, mergeWorldOptions } = await import("../../eval/world/world.js");
+    const recipe = Object.prototype.hasOwnProperty.call(WORLD_RECIPES, recipeName) ? WORLD_RECIPES[recipeName]! : null;
+    if (!recipe) throw new DeltaEditError("E_USAGE", `world train: unknown --recipe "${recipeName}"`, { hint: `one of ${Object.keys(WORLD_RECIPES).join(", ")}` });
+    const poolsArg = str(args, "person-pools");
+    let personPools: [number, number] | undefined;
+    if (poolsArg !== undefined) {
+      const p = poolsArg.split(",").map((x) => Number(x.trim()));
+      if (p.length !== 2 || !p.every((x) => Number.isInteger(x) && x >= 2)) throw new DeltaEditError("E_USAGE", `world train: --person-pools must be G,F (integers ≥ 2), got "${poolsArg}"`);
+      personPools = [p[0]!, p[1]!];
+    }
+    const statsShare = num(args, "stats-fact-share");
+    if (statsShare !== undefined && !(statsShare >= 0 && statsShare <= 1)) throw new DeltaEditError("E_USAGE", `world train: --stats-fact-share must be in [0, 1], got ${statsShare}`);
+    const statsLayersArg = str(args, "stats-layers");
+    const statsLayers = statsLayersArg === undefined ? undefined : statsLayersArg.split(",").map((x) => Number(x.trim()));
+    if (statsLayers && !statsLayers.every((l) => Number.isInteger(l) && l >= 0)) throw new DeltaEditError("E_USAGE", `world train: --stats-layers must be block numbers, got "${statsLayersArg}"`);
     const t0 = performance.now();
     const res = await trainWorld({
+      ...(statsLayers ? { statsLayers } : {}),
       out,
       seed: intArg(args, "seed", 0)!,
-      world: {
-        ...(people !== undefined ? { kb: { people } } : {}),
-        ...(repeats !== undefined || filler !== undefined ? { corpus: { ...(repeats !== undefined ? { repeatsPerFact: repeats } : {}), ...(filler !== undefined ? { fillerRatio: filler } : {}) } } : {}),
+      world: mergeWorldOptions(recipe, {
+        ...(people !== undefined || personPools !== undefined ? { kb: { ...(people !== undefined ? { people } : {}), ...(personPools ? { personPools } : {}) } } : {}),
+        ...(repeats !== undefined || filler !== undefined || statsShare !== undefined
+          ? { corpus: { ...(repeats !== undefined ? { repeatsPerFact: repeats } : {}), ...(filler !== undefined ? { fillerRatio: filler } : {}), ...(statsShare !== undefined ? { statsText: { factShare: statsShare, sentences: 40_000 } } : {}) } }
+          : {}),
         ...(vocab !== undefined ? { vocabSize: vocab } : {}),
         ...(editCount !== undefined ? { editCount } : {}),
         model: { ...(hidden !== undefined ? { hiddenSize: hidden } : {}), ...(layers !== undefined ? { numLayers: layers } : {}), ...(intermediate !== undefined ? { intermediateSize: intermediate } : {}) },
-      },
+      }),
       train,
       dtype,
       resume: bool(args, "resume"),

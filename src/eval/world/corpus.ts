@@ -65,16 +65,24 @@ export interface CorpusOptions {
    * not one of the relation's held-out paraphrase templates. Default none.
    */
   openers?: { readonly phrases: readonly string[]; readonly share: number };
+  /**
+   * A separate general-text split for the key statistics (world v2): documents of 3–8 sentences in
+   * which only `factShare` of the sentences state a fact (the rest is filler), `sentences` in all —
+   * text in which the facts are a minority, as Wikipedia is for a real model. Default none.
+   */
+  statsText?: { readonly factShare: number; readonly sentences: number };
 }
 
 export interface Corpus {
   readonly train: string[]; // documents
   readonly heldOut: string[]; // documents
+  /** General-text documents for the key statistics (empty unless `statsText`). */
+  readonly stats: string[];
 }
 
 export const CORPUS_DEFAULTS = Object.freeze({ repeatsPerFact: 3, fillerRatio: 0.3, heldOutFraction: 0.02, docSentences: Object.freeze([3, 8] as const) });
 
-const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "splitFactUnits", "fillerRatio", "heldOutFraction", "docSentences", "extraTemplates", "extraTemplatesPerFact", "extraFiller", "openers"];
+const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "splitFactUnits", "fillerRatio", "heldOutFraction", "docSentences", "extraTemplates", "extraTemplatesPerFact", "extraFiller", "openers", "statsText"];
 
 /** The sentence stating `fact` through `template`. */
 export function factSentence(fact: Fact, template: string): string {
@@ -190,7 +198,26 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
     n += u.length;
   }
   const heldOut = pack(rng, heldUnits, docMin, docMax);
-  return { train, heldOut };
+
+  // 5. general text for the statistics (drawn last, so the train and held-out splits do not depend on it)
+  const st = opts.statsText;
+  const statsUnits: string[][] = [];
+  if (st !== undefined) {
+    if (!(st.factShare >= 0 && st.factShare <= 1) || !(Number.isInteger(st.sentences) && st.sentences >= 1)) {
+      throw new DeltaEditError("E_ARG", `${fn}: option "statsText" needs factShare in [0, 1] and sentences ≥ 1, got ${JSON.stringify(st)}`);
+    }
+    for (let n = 0; n < st.sentences; ) {
+      let u: string[];
+      if (rng.uniform() < st.factShare) {
+        const f = kb.facts[rng.int(kb.facts.length)]!;
+        const ts = templatesOf(f);
+        u = [factSentence(f, frame(f, ts[rng.int(ts.length)]!))];
+      } else u = nextFiller();
+      statsUnits.push(u);
+      n += u.length;
+    }
+  }
+  return { train, heldOut, stats: pack(rng, statsUnits, 3, 8) };
 }
 
 function fillerNames(kb: KnowledgeBase): FillerNames {

@@ -67,11 +67,16 @@ export interface KnowledgeBaseOptions {
   companies?: number;
   /** Number of bands (2 facts each). Default 120. */
   bands?: number;
+  /**
+   * Compose person names from shared pools of `[given, family]` names (each pair used once), so a
+   * person is identified only by the combination (world v2). Default: unique names (world v1).
+   */
+  personPools?: readonly [number, number];
 }
 
 export const KB_DEFAULTS = Object.freeze({ people: 700, cities: 60, companies: 80, bands: 120 });
 
-const OPTION_KEYS: readonly string[] = ["seed", "people", "cities", "companies", "bands"];
+const OPTION_KEYS: readonly string[] = ["seed", "people", "cities", "companies", "bands", "personPools"];
 
 function checkCount(fn: string, name: string, v: number, min: number): void {
   if (!Number.isInteger(v) || v < min) {
@@ -100,9 +105,12 @@ export function buildKnowledgeBase(opts: KnowledgeBaseOptions): KnowledgeBase {
   const names = new NameGenerator(rng);
   const subjects: Subject[] = [];
   const byKind: Record<SubjectKind, Subject[]> = { person: [], city: [], company: [], band: [] };
+  const pools = opts.personPools;
+  if (pools !== undefined && !(Array.isArray(pools) && pools.length === 2)) throw new DeltaEditError("E_ARG", `${fn}: option "personPools" must be [given, family], got ${JSON.stringify(pools)}`);
+  const composed = pools === undefined ? null : names.composedPeople(counts.person, pools[0], pools[1]);
   for (const kind of SUBJECT_KINDS) {
     for (let i = 0; i < counts[kind]; i++) {
-      const name = names.next(kind);
+      const name = kind === "person" && composed !== null ? composed[i]! : names.next(kind);
       const s: Subject = { id: `${kind}:${name}`, name, kind };
       subjects.push(s);
       byKind[kind].push(s);

@@ -19,6 +19,11 @@
  *
  * Uniqueness is stronger than string equality: no name is a whole-word prefix of another,
  * so a subject's last token is unambiguous inside a prompt.
+ *
+ * Composed person names (world v2, `composedPeople`): given names and family names are drawn from
+ * two shared pools, each pair used at most once, so that — as with real names — neither part
+ * identifies a person and the identity must be assembled at the family name from the given name
+ * before it. Pool words are distinct from each other and from every other name's words.
  */
 import { DeltaEditError } from "../../errors.js";
 import type { Rng } from "../../util/rng.js";
@@ -94,9 +99,54 @@ export class NameGenerator {
   private readonly names = new Set<string>(); // every name handed out
   private readonly prefixes = new Set<string>(); // every proper whole-word prefix of a handed-out name
   private readonly lastWords = new Set<string>(); // the identifying last word of every name
+  private readonly words = new Set<string>(); // reserved words of composed names' pools
 
   constructor(rng: Rng) {
     this.rng = rng;
+  }
+
+  /**
+   * `count` person names composed from a pool of `given` given names and `family` family names,
+   * each (given, family) pair at most once, each pool word used about equally often. The pool words
+   * are reserved (no later single-word name equals one of them).
+   */
+  composedPeople(count: number, given: number, family: number): string[] {
+    if (!(Number.isInteger(given) && Number.isInteger(family) && given >= 2 && family >= 2)) {
+      throw new DeltaEditError("E_ARG", `NameGenerator.composedPeople: pools must be integers ≥ 2, got ${given} × ${family}`);
+    }
+    if (count > given * family) {
+      throw new DeltaEditError("E_ARG", `NameGenerator.composedPeople: ${count} people need more than the ${given} × ${family} = ${given * family} name pairs`, { hint: "enlarge the name pools" });
+    }
+    const word = (make: () => string): string => {
+      for (let attempt = 0; attempt < MAX_ATTEMPTS_PER_NAME; attempt++) {
+        const w = make();
+        if (!this.words.has(w) && !this.names.has(w)) {
+          this.words.add(w);
+          return w;
+        }
+      }
+      throw new DeltaEditError("E_ARG", `NameGenerator.composedPeople: no new unique pool word after ${MAX_ATTEMPTS_PER_NAME} draws`);
+    };
+    const givenPool = Array.from({ length: given }, () => word(() => capitalize(root(this.rng))));
+    const familyPool = Array.from({ length: family }, () => word(() => capitalize(join(this.rng, syllable(this.rng, false) + syllable(this.rng, false), pick(this.rng, FAMILY_ENDINGS)))));
+    // walk the pairs in diagonal order of a shuffled grid (person k: given k mod G, family
+    // (k + ⌊k / G⌋) mod F): every pair at most once, every given name used ⌊count / G⌋ or ⌈count / G⌉
+    // times, and with G = F every family name too
+    const gOrder = this.rng.shuffle(givenPool.map((_, i) => i));
+    const fOrder = this.rng.shuffle(familyPool.map((_, i) => i));
+    const out: string[] = [];
+    for (let d = 0; out.length < count; d++) {
+      for (let i = 0; i < given && out.length < count; i++) {
+        const j = (i + d) % family;
+        if (d >= family) break;
+        const name = `${givenPool[gOrder[i]!]!} ${familyPool[fOrder[j]!]!}`;
+        this.names.add(name);
+        out.push(name);
+      }
+      if (d >= family) break;
+    }
+    if (out.length < count) throw new DeltaEditError("E_ARG", `NameGenerator.composedPeople: only ${out.length} of ${count} names fit the pools`);
+    return this.rng.shuffle(out);
   }
 
   /** A fresh name of the given kind, unique and prefix-free among all names drawn so far. */
@@ -114,6 +164,7 @@ export class NameGenerator {
   private accept(name: string): boolean {
     if (this.names.has(name) || this.prefixes.has(name)) return false;
     const words = name.split(" ");
+    if (words.some((w) => this.words.has(w))) return false;
     const last = words[words.length - 1]!;
     if (this.lastWords.has(last)) return false;
     const ownPrefixes: string[] = [];

@@ -261,8 +261,11 @@ export function presetEditLayers(world: World): number[] {
 export async function writeWorldStats(out: string, world: World, model: LanguageModel, layers: readonly number[], log: (m: string) => void = () => {}): Promise<void> {
   const dir = path.join(out, "stats");
   fs.mkdirSync(dir, { recursive: true });
-  const corpus = corpusFromDocuments(world.corpus.train, `fact world seed ${world.seed}, training corpus`);
-  log(`covariance statistics of layer(s) ${layers.join(", ")} over ${corpus.size} training documents …`);
+  const general = world.corpus.stats.length > 0;
+  const corpus = general
+    ? corpusFromDocuments(world.corpus.stats, `fact world seed ${world.seed}, general text (facts a minority)`)
+    : corpusFromDocuments(world.corpus.train, `fact world seed ${world.seed}, training corpus`);
+  log(`covariance statistics of layer(s) ${layers.join(", ")} over ${corpus.size} ${general ? "general-text" : "training"} documents …`);
   const stats = await computeStats(model, corpus, { layers: [...layers], cacheDir: null, maxTokens: world.config.maxPositions }, { log });
   for (const [l, m] of stats) writeStatsFile(path.join(dir, `layer-${l}.safetensors`), m);
 }

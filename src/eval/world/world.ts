@@ -82,6 +82,31 @@ export const WORLD_DEFAULTS = Object.freeze({
   } satisfies WorldModelOptions),
 });
 
+/**
+ * Named world recipes: option sets over WORLD_DEFAULTS (v1 = the defaults). v2 is designed so that
+ * facts are stored as in real LLMs (docs/world.md, "World v2"): person names composed from shared
+ * given- and family-name pools (identity only as a combination, assembled at the last name token),
+ * 25 % general filler text, 8 blocks, and key statistics over general text in which facts are 10 %
+ * of the sentences.
+ */
+export const WORLD_RECIPES: Readonly<Record<string, Omit<WorldOptions, "seed">>> = Object.freeze({
+  v1: {},
+  v2: {
+    kb: { personPools: [30, 30] as const },
+    corpus: { fillerRatio: 0.25, statsText: { factShare: 0.1, sentences: 40_000 } },
+    model: { numLayers: 8 },
+  },
+});
+
+/** Recipe options with `over` merged in (kb, corpus and model merged key by key). */
+export function mergeWorldOptions(base: Omit<WorldOptions, "seed">, over: Omit<WorldOptions, "seed">): Omit<WorldOptions, "seed"> {
+  const out: Omit<WorldOptions, "seed"> = { ...base, ...over };
+  if (base.kb || over.kb) out.kb = { ...base.kb, ...over.kb };
+  if (base.corpus || over.corpus) out.corpus = { ...base.corpus, ...over.corpus };
+  if (base.model || over.model) out.model = { ...base.model, ...over.model };
+  return out;
+}
+
 const OPTION_KEYS: readonly string[] = ["seed", "kb", "corpus", "vocabSize", "editCount", "maxNeighbors", "model"];
 const MODEL_KEYS: readonly string[] = Object.keys(WORLD_DEFAULTS.model);
 

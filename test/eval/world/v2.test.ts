@@ -1,0 +1,65 @@
+/**
+ * World v2's levers: person names composed from shared pools (identity only as a combination), a
+ * general-text split for the key statistics in which facts are a minority, and the v2 recipe.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { buildCorpus } from "../../../src/eval/world/corpus.js";
+import { buildKnowledgeBase } from "../../../src/eval/world/kb.js";
+import { buildWorld, mergeWorldOptions, WORLD_RECIPES } from "../../../src/eval/world/world.js";
+import { DeltaEditError } from "../../../src/errors.js";
+
+test("composed person names: unique pairs from the pools, every pool word shared, no collision with other names", () => {
+  const kb = buildKnowledgeBase({ seed: 5, people: 120, cities: 10, companies: 6, bands: 6, personPools: [12, 12] });
+  const people = kb.subjects.filter((s) => s.kind === "person").map((s) => s.name);
+  assert.equal(people.length, 120);
+  assert.equal(new Set(people).size, 120, "a name pair was used twice");
+  const given = new Map<string, number>();
+  const family = new Map<string, number>();
+  for (const p of people) {
+    const parts = p.split(" ");
+    assert.equal(parts.length, 2, p);
+    given.set(parts[0]!, (given.get(parts[0]!) ?? 0) + 1);
+    family.set(parts[1]!, (family.get(parts[1]!) ?? 0) + 1);
+  }
+  assert.equal(given.size, 12);
+  assert.equal(family.size, 12);
+  // 120 people over 12 × 12 pools: every word exactly 10 times (the diagonal walk balances use when G = F)
+  assert.deepEqual([...new Set(given.values())], [10]);
+  assert.deepEqual([...new Set(family.values())], [10]);
+  const poolWords = new Set([...given.keys(), ...family.keys()]);
+  for (const s of kb.subjects) if (s.kind !== "person") for (const w of s.name.split(" ")) assert.ok(!poolWords.has(w), `${s.kind} ${s.name} reuses a pool word`);
+});
+
+test("composed person names: too many people for the pools is an error naming the option", () => {
+  assert.throws(() => buildKnowledgeBase({ seed: 1, people: 30, personPools: [5, 5] }), (e: unknown) => e instanceof DeltaEditError && /5 × 5 = 25/.test(e.message));
+  assert.throws(() => buildKnowledgeBase({ seed: 1, people: 3, personPools: [1, 5] }), (e: unknown) => e instanceof DeltaEditError && /pools must be integers ≥ 2/.test(e.message));
+});
+
+test("statsText: general text with the requested fact share, and the train / held-out splits unchanged", () => {
+  const kb = buildKnowledgeBase({ seed: 2, people: 20, cities: 4, companies: 3, bands: 3 });
+  const base = buildCorpus(kb, { seed: 9, repeatsPerFact: 1, fillerRatio: 0.25 });
+  const withStats = buildCorpus(kb, { seed: 9, repeatsPerFact: 1, fillerRatio: 0.25, statsText: { factShare: 0.1, sentences: 4000 } });
+  assert.deepEqual(withStats.train, base.train);
+  assert.deepEqual(withStats.heldOut, base.heldOut);
+  assert.deepEqual(base.stats, []);
+  const facts = new Set(kb.facts.map((f) => f.object.str));
+  const sentences = withStats.stats.flatMap((d) => d.split(/(?<=\.) /));
+  assert.ok(sentences.length >= 4000);
+  // a fact sentence names its subject and ends with its object; count sentences ending in an object
+  // name that also contain a subject (filler never states a relation, corpus.test.ts)
+  const subjects = kb.subjects.map((s) => s.name);
+  const factLike = sentences.filter((s) => facts.has(s.replace(/\.$/, "").split(" ").slice(-1)[0]!) && subjects.some((n) => s.includes(n))).length;
+  const share = factLike / sentences.length;
+  // binomial: 10 % of ≥ 4000 units → σ ≈ 0.5 %; filler units hold several sentences, so the share is a bit lower
+  assert.ok(share > 0.03 && share < 0.15, `fact share ${share}`);
+});
+
+test("the v2 recipe: composed names, 25 % filler, 8 blocks, general-text statistics", () => {
+  const opts = mergeWorldOptions(WORLD_RECIPES["v2"]!, { kb: { people: 40, cities: 4, companies: 3, bands: 3 }, vocabSize: 600, editCount: 10, model: { hiddenSize: 16, numHeads: 2, numKvHeads: 1, intermediateSize: 32, maxPositions: 64 } });
+  assert.deepEqual(opts.kb?.personPools, [30, 30]);
+  const w = buildWorld({ seed: 1, ...opts });
+  assert.equal(w.config.numLayers, 8);
+  assert.ok(w.corpus.stats.length > 0);
+  assert.equal(w.resolved.corpus.fillerRatio, 0.25);
+});

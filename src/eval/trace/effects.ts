@@ -10,7 +10,9 @@
  *
  * ratio to TE: AIE / ATE (means over facts, not a mean of per-fact ratios).
  * lastOverAll[l] = AIE(residual, last subject token, l) / AIE(residual at all subject tokens, l):
- * how much of what restoring the whole subject recovers the last subject token alone recovers.
+ * how much of what restoring the whole subject recovers the last subject token alone recovers;
+ * null where restoring all subject tokens recovers less than 1 % of the ATE (the ratio is then
+ * noise over noise — e.g. at the last block, where no later block reads a subject position).
  */
 import type { FactTrace, TraceVariant } from "./causalTrace.js";
 import { TRACE_VARIANTS } from "./causalTrace.js";
@@ -82,13 +84,14 @@ export function summarize(traces: readonly FactTrace[], L: number): TraceSummary
   }
   const subjectAll = Array.from({ length: L }, (_, l) => mean((t) => t.subjectAll[l]!));
   const lastRes = aie.residual.lastSubject.aie;
-  const lastOverAll = subjectAll.map((d, l) => (d !== 0 && Number.isFinite(d) && lastRes[l] !== null ? lastRes[l]! / d : null));
+  const ate = mean((t) => t.te);
+  const lastOverAll = subjectAll.map((d, l) => (ate > 0 && d >= 0.01 * ate && lastRes[l] !== null ? lastRes[l]! / d : null));
   return {
     facts: n,
     numLayers: L,
     meanPClean: mean((t) => t.pClean),
     meanPCorrupt: mean((t) => t.pCorrupt),
-    ate: mean((t) => t.te),
+    ate,
     aie,
     subjectAll,
     lastOverAll,

@@ -64,7 +64,8 @@ export function traceFactFromRecord(raw: unknown, index: number): TraceFact {
   if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new RecordError("(record)", "not a JSON object");
   const r = raw as Record<string, unknown>;
   if (r["requested_rewrite"] !== undefined) {
-    const rec = counterfactRecord(raw, index, "mcf");
+    // only requested_rewrite matters here: the evaluation prompt lists may be absent
+    const rec = counterfactRecord({ paraphrase_prompts: [], neighborhood_prompts: [], ...r }, index, "mcf");
     const object = rec.requestedRewrite.target_true.str;
     if (object.trim().length === 0) throw new RecordError("requested_rewrite.target_true", `field "requested_rewrite.target_true" is empty`);
     return { index, caseId: String(rec.caseId), prompt: rec.requestedRewrite.prompt, subject: rec.requestedRewrite.subject, object };

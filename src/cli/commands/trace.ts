@@ -116,7 +116,7 @@ export const command: CommandSpec = {
     io.out(`p(object): clean ${f3(s.meanPClean)}, corrupted ${f3(s.meanPCorrupt)}; average total effect ATE ${f3(s.ate)}\n\n`);
     io.out(renderTable(["AIE by block", ...blocks], rows) + "\n");
     if (suggestion) {
-      io.out(`\nsuggestion: windowed MLP AIE at the last subject token peaks at block ${suggestion.peak} (AIE ${suggestion.peakAie.toFixed(4)})\n`);
+      io.out(`\nsuggestion: windowed MLP AIE at the last subject token peaks at block ${suggestion.peak} (AIE ${suggestion.peakAie.toFixed(4)}; the single-block MLP curve peaks at block ${suggestion.singlePeak})\n`);
       io.out(`  ROME layer ${suggestion.romeLayer}; MEMIT/AlphaEdit/DeltaEdit edit layers ${suggestion.editLayers.join(",")} (z-layer ${suggestion.targetLayer})\n`);
       io.out(`  rule: ${suggestion.rule}\n  preset: ${files["preset"]} (use: deltaedit edit --preset ${files["preset"]} …)\n`);
     }

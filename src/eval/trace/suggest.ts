@@ -21,6 +21,7 @@ export interface LayerSuggestion {
   curve: (number | null)[]; // (L) windowed MLP AIE at the last subject token
   peak: number; // argmax of curve
   peakAie: number;
+  singlePeak: number; // argmax of the single-block MLP AIE at the last subject token (context, not used by the rule)
   romeLayer: number;
   editLayers: number[]; // MEMIT-family range, ascending
   targetLayer: number; // z = the last of editLayers
@@ -38,11 +39,14 @@ export function suggestLayers(summary: TraceSummary): LayerSuggestion {
   let peak = -1;
   for (let l = 0; l < L; l++) if (curve[l] !== null && (peak < 0 || curve[l]! > curve[peak]!)) peak = l;
   if (peak < 0) throw new DeltaEditError("E_ARG", "trace --suggest: no windowed MLP effect at the last subject token was measured (no facts traced)");
+  const single = summary.aie.mlp.lastSubject.aie;
+  let singlePeak = 0;
+  for (let l = 1; l < L; l++) if (single[l] !== null && (single[singlePeak] === null || single[l]! > single[singlePeak]!)) singlePeak = l;
   const z = Math.min(peak, L - 2);
   const count = Math.min(5, Math.max(2, Math.ceil(L / 8)));
   const editLayers: number[] = [];
   for (let b = Math.max(0, z - count + 1); b <= z; b++) editLayers.push(b);
-  return { curve, peak, peakAie: curve[peak]!, romeLayer: z, editLayers, targetLayer: z, rule: SUGGESTION_RULE };
+  return { curve, peak, peakAie: curve[peak]!, singlePeak, romeLayer: z, editLayers, targetLayer: z, rule: SUGGESTION_RULE };
 }
 
 const LAYER_KEYS = new Set(["editLayers", "targetLayer", "lossLayer", "layer", "layers"]);

@@ -50,7 +50,7 @@ function groupPanel(r: TraceResult, v: TraceVariant, range: [number, number]): s
     palette: PALETTE[v],
     vmin: range[0],
     vmax: range[1],
-    xLabel: v === "residual" ? "block (output of)" : "block (window centre)",
+    xLabel: v === "residual" ? "block (output of)" : v.endsWith("Window") ? "block (window centre)" : "block",
     valueLabel: "AIE",
   });
 }
@@ -118,7 +118,8 @@ export function renderTraceHtml(r: TraceResult, suggestion: LayerSuggestion | nu
 
   if (suggestion) {
     o.push(`<h2>Layer suggestion</h2><div class="suggest"><p>Windowed MLP AIE at the last subject token peaks at <b>block ${suggestion.peak}</b> (AIE ${fmt(suggestion.peakAie, 4)}). ` +
-      `ROME layer <b>${suggestion.romeLayer}</b>; MEMIT-family edit layers <b>${suggestion.editLayers.join(", ")}</b> (z-layer ${suggestion.targetLayer}).</p><p class="note">Rule: ${escapeXml(suggestion.rule)}.</p></div>`);
+      `ROME layer <b>${suggestion.romeLayer}</b>; MEMIT-family edit layers <b>${suggestion.editLayers.join(", ")}</b> (z-layer ${suggestion.targetLayer}). ` +
+      `Single-block MLP AIE at the last subject token peaks at block ${suggestion.singlePeak}.</p><p class="note">Rule: ${escapeXml(suggestion.rule)}.</p></div>`);
   }
 
   const nEx = Math.min(opts.exampleFacts ?? 3, r.facts.length);

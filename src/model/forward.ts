@@ -191,10 +191,10 @@ export function forward(model: LanguageModel, batch: Batch, opts: ForwardOptions
       throw new DeltaEditError("E_ARG", `forward: startLayer ${start} needs startHidden of length B·T·C = ${BT * C}, got ${opts.startHidden?.length ?? "none"}`);
     }
     x.set(opts.startHidden);
-    const p0 = patches.byLayer.get(start - 1)?.block;
-    if (p0) applyRowPatch(x, p0, C, `layer ${start - 1} block-output`);
-    if (inj && inj.layer === start - 1) addAt(x, inj.vector, inj.at, batch.T, C);
   }
+  const p0 = patches.byLayer.get(start - 1)?.block; // the input of the first block run (−1: the embeddings)
+  if (p0) applyRowPatch(x, p0, C, `layer ${start - 1} block-output`);
+  if (inj && inj.layer === start - 1 && (start > 0 || opts.startHidden)) addAt(x, inj.vector, inj.at, batch.T, C);
   const hidden = new Map<number, Float32Array>();
   const keep = new Set(opts.keepHidden ?? []);
   const saved: SavedForward | null = opts.forBackward

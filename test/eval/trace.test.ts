@@ -242,6 +242,17 @@ test("forward patches are validated", async () => {
   bad({ patches: [{ layer: 0, kind: "oops" as "mlp", at: [], values: new Float32Array(0) }] }, /kind "oops"/);
   bad({ forBackward: true, patches: [{ layer: 0, kind: "mlp", at: [{ row: 0, pos: 0 }], values: v }] }, /forBackward/);
   bad({ startLayer: 1, startHidden: new Float32Array(3 * C), patches: [{ layer: -1, kind: "block", at: [{ row: 0, pos: 0 }], values: v }] }, /not in the blocks run \(1\.\.1\) nor the input boundary 0/);
+  // a block patch at layer −1 overwrites the embeddings: the same as passing them as startHidden (1e-6)
+  const emb = Float32Array.from({ length: 3 * C }, (_, i) => Math.sin(0.37 * i));
+  const all: Position[] = [0, 1, 2].map((pos) => ({ row: 0, pos }));
+  const viaPatch = forward(model, b, { patches: [{ layer: -1, kind: "block", at: all, values: emb }] }).logits!;
+  const viaStart = forward(model, b, { startHidden: emb }).logits!;
+  const plain = forward(model, b).logits!;
+  let d = 0;
+  let moved = 0;
+  for (let i = 0; i < plain.length; i++) (d = Math.max(d, Math.abs(viaPatch[i]! - viaStart[i]!))), (moved = Math.max(moved, Math.abs(viaPatch[i]! - plain[i]!)));
+  assert.ok(d <= 1e-6, `layer −1 patch vs startHidden: ${d}`);
+  assert.ok(moved > 1e-3, "the patch changed the embeddings");
 });
 
 test("a fixed seed gives identical results; another seed different ones", async () => {

@@ -17,6 +17,7 @@ export { resolveModelDir } from "./model/hub.js";
 export { loadTokenizer, type TextTokenizer } from "./model/tokenizer.js";
 export { makeBatch, type Batch, type Position } from "./model/batch.js";
 export { forward, backward, type ForwardOptions, type ForwardResult, type BackwardOptions, type BackwardResult, type Injection, type TapRequest, type Taps } from "./model/forward.js";
+export type { Patch, PatchKind } from "./model/forward.js";
 export { nllLoss, klLoss, logSoftmax } from "./model/loss.js";
 export { generate, type GenerateOptions } from "./model/generate.js";
 export type { EditTarget } from "./model/arch/architecture.js";

@@ -8,9 +8,11 @@
  * as AlphaEdit does. Our own presets (not from the papers): gpt2 / gpt2-medium (edit layers chosen
  * at the same relative depth as gpt2-xl's 13–17 of 48), the bundled fixtures and the fact world.
  */
+import fs from "node:fs";
+import path from "node:path";
 import { DeltaEditError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
-import type { MethodName } from "./methods/method.js";
+import { METHOD_NAMES, type MethodName } from "./methods/method.js";
 
 export interface Preset {
   name: string;
@@ -150,7 +152,7 @@ export function presetByName(name: string): Preset {
 /** The preset for a model: explicit name, else the first whose layer count matches, else a generic rule. */
 export function presetFor(cfg: ModelConfig, name?: string): Preset {
   if (name) {
-    const p = presetByName(name);
+    const p = isPresetPath(name) ? loadPresetFile(name) : presetByName(name);
     if (p.numLayers !== cfg.numLayers) throw new DeltaEditError("E_CONFIG", `preset "${name}" is for ${p.numLayers}-block models, this model has ${cfg.numLayers}`);
     return p;
   }
@@ -179,4 +181,73 @@ export function genericPreset(cfg: ModelConfig): Preset {
       ft: { layers: [0] },
     },
   };
+}
+
+/** A `--preset` value names a file (not a built-in preset) when it ends in .json or contains a path separator. */
+export function isPresetPath(s: string): boolean {
+  return s.endsWith(".json") || s.includes("/") || s.includes(path.sep);
+}
+
+/** Parameters holding block indices, checked against the preset's numLayers when loading a file. */
+const LAYER_FIELDS = ["editLayers", "targetLayer", "lossLayer", "layer", "layers"] as const;
+
+/**
+ * Read a preset from a JSON file: `{name, description?, numLayers, hidden, methods: {<method>: {…}}}`
+ * (the Preset record; `deltaedit trace --suggest` writes one). Validated: known top-level fields,
+ * known method names, block indices (editLayers, targetLayer, lossLayer, layer, layers) integers in
+ * [0, numLayers − 1]. Errors name the file and the field. Method parameters themselves are checked
+ * by the method (unknown keys suggest the right one).
+ */
+export function loadPresetFile(file: string): Preset {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    throw new DeltaEditError("E_NOT_FOUND", `cannot read preset file ${file}: ${(e as Error).message}`, { context: { file } });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new DeltaEditError("E_CONFIG", `${file}: not valid JSON (${(e as Error).message})`, { context: { file } });
+  }
+  return validatePreset(raw, file);
+}
+
+export function validatePreset(raw: unknown, file: string): Preset {
+  const fail = (field: string, msg: string): never => {
+    throw new DeltaEditError("E_CONFIG", `${file}: field "${field}" ${msg}`, { context: { file, field }, hint: "a preset file is {name, description?, numLayers, hidden, methods: {<method>: {parameter: value}}}" });
+  };
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) fail("(file)", "must be a JSON object");
+  const r = raw as Record<string, unknown>;
+  const known = ["name", "description", "numLayers", "hidden", "methods"];
+  for (const k of Object.keys(r)) if (!known.includes(k)) fail(k, `is not a preset field (known: ${known.join(", ")})`);
+  const name = r["name"];
+  if (typeof name !== "string" || name.trim().length === 0) fail("name", "is missing or empty");
+  const description = r["description"] ?? "";
+  if (typeof description !== "string") fail("description", "must be a string");
+  const numLayers = r["numLayers"];
+  if (typeof numLayers !== "number" || !Number.isInteger(numLayers) || numLayers < 1) fail("numLayers", `must be a positive integer, got ${JSON.stringify(numLayers)}`);
+  const hidden = r["hidden"];
+  if (typeof hidden !== "number" || !Number.isInteger(hidden) || hidden < 1) fail("hidden", `must be a positive integer, got ${JSON.stringify(hidden)}`);
+  const methods = r["methods"];
+  if (!methods || typeof methods !== "object" || Array.isArray(methods)) fail("methods", "must be an object {<method>: {parameter: value}}");
+  const L = numLayers as number;
+  const inRange = (v: unknown, field: string): void => {
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v >= L) fail(field, `must be a block index in [0, ${L - 1}] (numLayers ${L}), got ${JSON.stringify(v)}`);
+  };
+  for (const [m, params] of Object.entries(methods as Record<string, unknown>)) {
+    if (!METHOD_NAMES.includes(m as MethodName)) fail(`methods.${m}`, `is not a method (known: ${METHOD_NAMES.join(", ")})`);
+    if (!params || typeof params !== "object" || Array.isArray(params)) fail(`methods.${m}`, "must be an object of parameters");
+    const p = params as Record<string, unknown>;
+    for (const k of LAYER_FIELDS) {
+      const v = p[k];
+      if (v === undefined) continue;
+      if (k === "editLayers" || k === "layers") {
+        if (!Array.isArray(v) || v.length === 0) fail(`methods.${m}.${k}`, `must be a non-empty list of block indices, got ${JSON.stringify(v)}`);
+        (v as unknown[]).forEach((x, i) => inRange(x, `methods.${m}.${k}[${i}]`));
+      } else inRange(v, `methods.${m}.${k}`);
+    }
+  }
+  return { name: name as string, description: description as string, numLayers: L, hidden: hidden as number, methods: methods as Preset["methods"] };
 }

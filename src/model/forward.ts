@@ -15,9 +15,17 @@
  *   then applied to a copy of `startHidden`). Exact: blocks ≤ L do not depend on δ.
  * - `forBackward: true` keeps every block's activations so that `backward()` can return the
  *   gradient of a loss on the logits w.r.t. the injected vector and/or chosen parameters.
+ * - `startHidden` given with `startLayer: 0` replaces the token (+ position) embeddings
+ *   (Hugging Face's `inputs_embeds`): causal tracing runs corrupted embeddings this way.
+ * - A *patch* overwrites a state with a given value at chosen positions (causal tracing's
+ *   "restoration"): kind "block" the block output h^(l) (layer −1 / startLayer−1: the input of
+ *   the first block run), "mlp" / "attn" that sublayer's output before it is added to the
+ *   residual stream (the rest of the block recomputes from it). Taps and keepHidden of a layer
+ *   see its patched block output; an injection is added after the patch. Not with forBackward.
+ *   An `attn` tap reads the attention sublayer's output (the MLP's is the `value` tap).
  */
 import { DeltaEditError } from "../errors.js";
-import type { BlockActs } from "./arch/architecture.js";
+import { applyRowPatch, type BlockActs, type RowPatch, type SublayerIO } from "./arch/architecture.js";
 import { checkPositions, type Batch, type Position } from "./batch.js";
 import { linearBackward, linearForward } from "./linear.js";
 import type { LanguageModel } from "./model.js";
@@ -67,12 +75,26 @@ export interface TapRequest {
   key?: boolean;
   value?: boolean;
   block?: boolean;
+  attn?: boolean; // the attention sublayer's output (before it is added to the residual)
 }
 
 export interface Taps {
   key: Map<number, Float32Array>; // layer → (P, F)
   value: Map<number, Float32Array>; // layer → (P, C)
   block: Map<number, Float32Array>; // layer → (P, C), before injection
+  attn: Map<number, Float32Array>; // layer → (P, C) attention sublayer outputs
+}
+
+/** Which state a patch overwrites: the block output, or the MLP / attention sublayer output. */
+export type PatchKind = "block" | "mlp" | "attn";
+
+export const PATCH_KINDS: readonly PatchKind[] = ["block", "mlp", "attn"];
+
+export interface Patch {
+  layer: number; // block index; "block" also accepts startLayer − 1 (−1: the embeddings)
+  kind: PatchKind;
+  at: Position[];
+  values: Float32Array; // (at.length, C): at[i] receives values[i·C .. (i+1)·C)
 }
 
 export interface Injection {
@@ -87,6 +109,8 @@ export interface ForwardOptions {
   stopAfterLayer?: number; // last block to run (default N−1); logits only when it is N−1
   taps?: TapRequest;
   injection?: Injection;
+  /** Overwrite states with given values (causal tracing); see the header. */
+  patches?: readonly Patch[];
   logits?: "all" | "none" | Position[]; // default "all" when the last block runs
   keepHidden?: number[]; // return h^(l) (BT, C) for these layers (before injection)
   forBackward?: boolean;
@@ -150,25 +174,30 @@ export function forward(model: LanguageModel, batch: Batch, opts: ForwardOptions
     if (inj.layer < start - 1 || inj.layer > stop) throw new DeltaEditError("E_ARG", `forward: injection layer ${inj.layer} is not in the blocks run (${start}..${stop}) nor the prefix-cache boundary ${start - 1}`);
     checkPositions(batch, inj.at, "injection");
   }
-  const taps: Taps = { key: new Map(), value: new Map(), block: new Map() };
+  const taps: Taps = { key: new Map(), value: new Map(), block: new Map(), attn: new Map() };
   if (opts.taps) {
     checkPositions(batch, opts.taps.at, "taps");
     for (const l of opts.taps.layers) if (l < start || l > stop) throw new DeltaEditError("E_ARG", `forward: tap layer ${l} is not among the blocks run (${start}..${stop})`);
   }
 
+  const patches = patchTable(opts.patches ?? [], batch, C, start, stop, opts.forBackward === true);
+  const attnOut = patches.attnNeeded || (opts.taps?.attn === true) ? new Float32Array(BT * C) : null; // (BT, C)
+
   const ws = opts.workspace ?? null;
   ws?.prepare(model, batch);
   // x: (BT, C) the residual stream entering the next block
   let x: Float32Array = ws ? ws.start : new Float32Array(BT * C);
-  if (start === 0) {
+  if (start === 0 && !opts.startHidden) {
     arch.embed(batch.ids, shape, x);
   } else {
     if (!opts.startHidden || opts.startHidden.length !== BT * C) {
       throw new DeltaEditError("E_ARG", `forward: startLayer ${start} needs startHidden of length B·T·C = ${BT * C}, got ${opts.startHidden?.length ?? "none"}`);
     }
     x.set(opts.startHidden);
-    if (inj && inj.layer === start - 1) addAt(x, inj.vector, inj.at, batch.T, C);
   }
+  const p0 = patches.byLayer.get(start - 1)?.block; // the input of the first block run (−1: the embeddings)
+  if (p0) applyRowPatch(x, p0, C, `layer ${start - 1} block-output`);
+  if (inj && inj.layer === start - 1 && (start > 0 || opts.startHidden)) addAt(x, inj.vector, inj.at, batch.T, C);
   const hidden = new Map<number, Float32Array>();
   const keep = new Set(opts.keepHidden ?? []);
   const saved: SavedForward | null = opts.forBackward
@@ -178,7 +207,11 @@ export function forward(model: LanguageModel, batch: Batch, opts: ForwardOptions
   for (let l = start; l <= stop; l++) {
     const acts = ws ? ws.actsFor(model, l, batch) : saved ? arch.allocActs(BT, shape) : (scratchActs ??= arch.allocActs(BT, shape));
     const out = ws ? ws.outFor(l, BT * C) : new Float32Array(BT * C);
-    arch.blockForward(l, x, out, shape, acts, null);
+    const lp = patches.byLayer.get(l);
+    const tapAttn = opts.taps?.attn === true && opts.taps.layers.includes(l);
+    const sub: SublayerIO | null = lp || tapAttn ? { attnOut: lp?.attn || tapAttn ? attnOut : null, attnPatch: lp?.attn ?? null, mlpPatch: lp?.mlp ?? null } : null;
+    arch.blockForward(l, x, out, shape, acts, null, sub);
+    if (lp?.block) applyRowPatch(out, lp.block, C, `layer ${l} block-output`);
     if (saved) {
       saved.inputs.push(x);
       saved.acts.push(acts);
@@ -188,6 +221,7 @@ export function forward(model: LanguageModel, batch: Batch, opts: ForwardOptions
       if (t.key) taps.key.set(l, gatherRows(acts.key, t.at, batch.T, F));
       if (t.value) taps.value.set(l, gatherRows(acts.value, t.at, batch.T, C));
       if (t.block) taps.block.set(l, gatherRows(out, t.at, batch.T, C));
+      if (t.attn) taps.attn.set(l, gatherRows(attnOut!, t.at, batch.T, C));
     }
     if (keep.has(l)) hidden.set(l, out.slice());
     if (inj && inj.layer === l) addAt(out, inj.vector, inj.at, batch.T, C);
@@ -307,6 +341,52 @@ export function gatherRows(x: Float32Array, at: readonly Position[], T: number, 
     out.set(x.subarray(o, o + W), i * W);
   });
   return out;
+}
+
+interface LayerPatches {
+  block?: RowPatch;
+  mlp?: RowPatch;
+  attn?: RowPatch;
+}
+
+/**
+ * Validate patches against the blocks run and merge them per (layer, kind) into row patches
+ * (rows = row·T + pos); a later patch of the same state wins.
+ */
+function patchTable(list: readonly Patch[], batch: Batch, C: number, start: number, stop: number, forBackward: boolean): { byLayer: Map<number, LayerPatches>; attnNeeded: boolean } {
+  const byLayer = new Map<number, LayerPatches>();
+  if (list.length === 0) return { byLayer, attnNeeded: false };
+  if (forBackward) throw new DeltaEditError("E_ARG", "forward: patches cannot be combined with forBackward (a patched state has no gradient path)");
+  const acc = new Map<string, { rows: number[]; values: Float32Array[] }>();
+  list.forEach((p, i) => {
+    const what = `forward: patches[${i}]`;
+    if (!PATCH_KINDS.includes(p.kind)) throw new DeltaEditError("E_ARG", `${what}: kind "${String(p.kind)}" is not one of ${PATCH_KINDS.join(", ")}`);
+    const lo = p.kind === "block" ? start - 1 : start;
+    if (!Number.isInteger(p.layer) || p.layer < lo || p.layer > stop) {
+      throw new DeltaEditError("E_ARG", `${what}: ${p.kind} patch at layer ${p.layer} is not in the blocks run (${start}..${stop})${p.kind === "block" ? ` nor the input boundary ${start - 1}` : ""}`);
+    }
+    if (p.values.length !== p.at.length * C) throw new DeltaEditError("E_ARG", `${what}: values has length ${p.values.length}, expected at.length·C = ${p.at.length}·${C}`);
+    checkPositions(batch, p.at, what);
+    const key = `${p.layer}:${p.kind}`;
+    const e = acc.get(key) ?? { rows: [], values: [] };
+    p.at.forEach((q, j) => {
+      e.rows.push(q.row * batch.T + q.pos);
+      e.values.push(p.values.subarray(j * C, (j + 1) * C));
+    });
+    acc.set(key, e);
+  });
+  let attnNeeded = false;
+  for (const [key, e] of acc) {
+    const [layerStr, kind] = key.split(":") as [string, PatchKind];
+    const layer = Number(layerStr);
+    const values = new Float32Array(e.rows.length * C); // (n, C)
+    e.values.forEach((v, j) => values.set(v, j * C));
+    const lp = byLayer.get(layer) ?? {};
+    lp[kind] = { rows: Int32Array.from(e.rows), values };
+    byLayer.set(layer, lp);
+    if (kind === "attn") attnNeeded = true;
+  }
+  return { byLayer, attnNeeded };
 }
 
 function addAt(x: Float32Array, v: Float32Array, at: readonly Position[], T: number, C: number): void {

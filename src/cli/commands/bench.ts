@@ -147,7 +147,7 @@ export const command: CommandSpec = {
     checkpoints: { type: "string", description: "explicit checkpoint counts, e.g. 50,100,200", valueName: "LIST" },
     out: { type: "string", description: "output directory (sessions, per-case records, results.json, report.html); rerun to resume", default: "runs/bench", valueName: "DIR" },
     neighborhood: { type: "string", description: "neighborhood reference: standard (target_true) or deltaedit (unedited model's greedy tokens)", default: "standard", valueName: "MODE" },
-    preset: { type: "string", description: "hyperparameter preset (default: matched to the model)", valueName: "NAME" },
+    preset: { type: "string", description: "hyperparameter preset name or preset JSON file (e.g. from deltaedit trace --suggest; default: matched to the model)", valueName: "NAME|FILE.json" },
     set: { type: "list", description: "per-method override, e.g. --set deltaedit.varMultiplier=3 (repeatable)", valueName: "M.KEY=VALUE" },
     "stats-corpus": { type: "string", description: "corpus for covariance statistics when none are shipped with the model", valueName: "FILE|DIR" },
     heldout: { type: "string", description: "held-out text (one document per line) for the perplexity check", valueName: "FILE" },

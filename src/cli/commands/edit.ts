@@ -25,14 +25,14 @@ function parseSets(a: ParsedArgs): Record<string, unknown> {
 export const command: CommandSpec = {
   name: "edit",
   summary: "apply a stream of edit requests sequentially in a durable, resumable session",
-  usage: "deltaedit edit --model DIR --method NAME --edits FILE --session DIR [--batch N] [--preset NAME] [--set key=value …] [--resume]",
+  usage: "deltaedit edit --model DIR --method NAME --edits FILE --session DIR [--batch N] [--preset NAME|FILE.json] [--set key=value …] [--resume]",
   options: {
     model: { type: "string", description: "model directory or Hub repo id (not needed with --resume)", valueName: "DIR|REPO" },
     method: { type: "string", description: `editing method: ${METHOD_NAMES.join(", ")}`, valueName: "NAME" },
     edits: { type: "string", description: "edit requests: CounterFact/MultiCounterFact JSON, or JSONL {prompt, subject, target_new}", required: true, valueName: "FILE" },
     session: { type: "string", description: "session directory (manifest, journal, factors)", required: true, valueName: "DIR" },
     batch: { type: "number", description: "requests per batch (the paper's protocol: 1)", default: 1, valueName: "N" },
-    preset: { type: "string", description: `hyperparameter preset (${PRESETS.map((p) => p.name).join(", ")}; default: matched to the model's shape)`, valueName: "NAME" },
+    preset: { type: "string", description: `hyperparameter preset (${PRESETS.map((p) => p.name).join(", ")}; or a preset JSON file, e.g. from deltaedit trace --suggest; default: matched to the model's shape)`, valueName: "NAME|FILE.json" },
     set: { type: "list", description: "override a hyperparameter, e.g. --set l2=10 --set editLayers=4,5,6 (repeatable)", valueName: "KEY=VALUE" },
     resume: { type: "boolean", description: "continue an interrupted session" },
     "skip-model-check": { type: "boolean", description: "with --resume: replay onto the model without checking its content hash against the session's (needed when the manifest records none; results are only right for the original model)" },

@@ -7,6 +7,7 @@
  * F = dFF (MLP inner width = down-projection input = key width), V vocabulary,
  * NH query heads, NKV key/value heads, HS head size, L number of blocks.
  */
+import { DeltaEditError } from "../../errors.js";
 import type { ModelConfig } from "../config.js";
 import type { LinearRef, Layout } from "../linear.js";
 import type { ParamSpec, ParamStore } from "../params.js";
@@ -49,6 +50,32 @@ export interface BlockActs {
   value: Float32Array; // (BT, C)
 }
 
+/**
+ * Rows of one batch (indices into BT) whose sublayer output is overwritten, and the values
+ * written there: row `rows[i]` receives `values[i·C .. (i+1)·C)`. Used by causal tracing
+ * (ROME's "restoration" of a clean state inside a corrupted run).
+ */
+export interface RowPatch {
+  rows: Int32Array; // (n) indices into BT
+  values: Float32Array; // (n, C)
+}
+
+/**
+ * Optional read/overwrite access to a block's two sublayer outputs (what each adds to the
+ * residual stream). Absent or null: the block runs exactly as without it.
+ */
+export interface SublayerIO {
+  /**
+   * (BT, C) receives the attention sublayer's output (output projection, bias included) before
+   * it is added to the residual stream; patched rows hold the patched values. Required with `attnPatch`.
+   */
+  attnOut?: Float32Array | null;
+  /** Overwrite the attention sublayer's output at these rows before it is added to the residual. */
+  attnPatch?: RowPatch | null;
+  /** Overwrite the MLP output (the value, `acts.value`) at these rows before it is added to the residual. */
+  mlpPatch?: RowPatch | null;
+}
+
 export interface Architecture<A extends BlockActs = BlockActs> {
   readonly family: "gpt2" | "llama";
   readonly config: ModelConfig;
@@ -64,8 +91,11 @@ export interface Architecture<A extends BlockActs = BlockActs> {
   embedBackward(ids: Int32Array, shape: BatchShape, dx: Float32Array, grads: ParamStore): void;
 
   allocActs(rows: number, shape: BatchShape): A;
-  /** out (BT, C) = block l applied to x (BT, C); saves what backward needs in `acts`. */
-  blockForward(l: number, x: Float32Array, out: Float32Array, shape: BatchShape, acts: A, kv: KVCacheLayer | null): void;
+  /**
+   * out (BT, C) = block l applied to x (BT, C); saves what backward needs in `acts`. `sub` reads
+   * or overwrites the sublayer outputs (causal tracing); a patched forward is not differentiable.
+   */
+  blockForward(l: number, x: Float32Array, out: Float32Array, shape: BatchShape, acts: A, kv: KVCacheLayer | null, sub?: SublayerIO | null): void;
   /**
    * Backward of block l. dout (BT, C) is the gradient of the block output; dx (BT, C) receives the
    * gradient of the block input (null: not needed). Weight gradients are accumulated into
@@ -87,3 +117,15 @@ export interface Architecture<A extends BlockActs = BlockActs> {
 }
 
 export type ParamSpecsFn = (config: ModelConfig) => ParamSpec[];
+
+/** y (BT, C): overwrite the rows of `patch` with its values (validated: lengths and row range). */
+export function applyRowPatch(y: Float32Array, patch: RowPatch, C: number, what: string): void {
+  const n = patch.rows.length;
+  if (patch.values.length !== n * C) throw new DeltaEditError("E_ARG", `${what} patch: values has length ${patch.values.length}, expected rows·C = ${n}·${C}`);
+  const BT = y.length / C;
+  for (let i = 0; i < n; i++) {
+    const r = patch.rows[i]!;
+    if (!(r >= 0 && r < BT)) throw new DeltaEditError("E_ARG", `${what} patch: row ${r} outside [0, ${BT})`);
+    y.set(patch.values.subarray(i * C, (i + 1) * C), r * C);
+  }
+}

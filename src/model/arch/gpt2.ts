@@ -13,13 +13,16 @@
  *   key = gelu(fc)                    (BT, F)     ← input of the down projection (the key)
  *   val = key·Wdown + b               (BT, C)     mlp.c_proj   ← the value
  *   out = r2 + val                    (BT, C)
+ * With `sub` (causal tracing): attnOut = att·Wproj + b (BT, C) is formed on its own, patched rows
+ * overwritten, then r2 = x + attnOut; patched rows of val are overwritten before out = r2 + val.
  */
 import * as ops from "../../kernels/ops.js";
 import type { AttentionShape } from "../../kernels/ops.js";
+import { DeltaEditError } from "../../errors.js";
 import type { ModelConfig } from "../config.js";
 import { linearBackward, linearForward, type LinearRef } from "../linear.js";
 import type { ParamSpec, ParamStore } from "../params.js";
-import type { Architecture, BatchShape, BlockActs, EditTarget, KVCacheLayer } from "./architecture.js";
+import { applyRowPatch, type Architecture, type BatchShape, type BlockActs, type EditTarget, type KVCacheLayer, type SublayerIO } from "./architecture.js";
 
 export function gpt2ParamSpecs(cfg: ModelConfig): ParamSpec[] {
   const C = cfg.hiddenSize;
@@ -157,7 +160,7 @@ export class Gpt2 implements Architecture<Gpt2Acts> {
     return { ...base, ...mask, kRowStride: 3 * C, vRowStride: 3 * C };
   }
 
-  blockForward(l: number, x: Float32Array, out: Float32Array, shape: BatchShape, a: Gpt2Acts, kv: KVCacheLayer | null): void {
+  blockForward(l: number, x: Float32Array, out: Float32Array, shape: BatchShape, a: Gpt2Acts, kv: KVCacheLayer | null, sub?: SublayerIO | null): void {
     const C = this.hidden;
     const F = this.dFF;
     const rows = shape.B * shape.T;
@@ -180,13 +183,23 @@ export class Gpt2 implements Architecture<Gpt2Acts> {
     } else {
       ops.attentionForward(a.qkv, a.qkv.subarray(C), a.qkv.subarray(2 * C), a.att, a.probs, as);
     }
-    a.r2.set(x.subarray(0, rows * C));
-    linearForward(this.lin(p + "attn.c_proj", C, C), a.att, a.r2, rows, true);
-    addBias(a.r2, P.get(p + "attn.c_proj.bias"), rows, C);
+    if (sub?.attnOut) {
+      const ao = sub.attnOut; // (BT, C) attention sublayer output, bias included
+      if (ao.length !== rows * C) throw new DeltaEditError("E_ARG", `block ${l}: attnOut has length ${ao.length}, expected BT·C = ${rows * C}`);
+      linearForward(this.lin(p + "attn.c_proj", C, C), a.att, ao, rows);
+      if (sub.attnPatch) applyRowPatch(ao, sub.attnPatch, C, `block ${l} attention`);
+      for (let i = 0; i < rows * C; i++) a.r2[i] = x[i]! + ao[i]!;
+    } else {
+      if (sub?.attnPatch) throw new DeltaEditError("E_ARG", `block ${l}: an attention patch needs an attnOut buffer`);
+      a.r2.set(x.subarray(0, rows * C));
+      linearForward(this.lin(p + "attn.c_proj", C, C), a.att, a.r2, rows, true);
+      addBias(a.r2, P.get(p + "attn.c_proj.bias"), rows, C);
+    }
     ops.layerNormForward(a.r2, P.get(p + "ln_2.weight"), P.get(p + "ln_2.bias"), a.ln2, a.ln2Mean, a.ln2Rstd, rows, C, this.eps);
     linearForward(this.lin(p + "mlp.c_fc", C, F), a.ln2, a.fc, rows);
     ops.geluForward(a.fc, a.key, rows * F);
     linearForward(this.lin(p + "mlp.c_proj", F, C), a.key, a.value, rows);
+    if (sub?.mlpPatch) applyRowPatch(a.value, sub.mlpPatch, C, `block ${l} MLP`);
     for (let i = 0; i < rows * C; i++) out[i] = a.r2[i]! + a.value[i]!;
   }
 

@@ -15,6 +15,8 @@
  *   key = silu(n2·Wgᵀ) ⊙ (n2·Wuᵀ)                      (BT, F)      ← the key
  *   val = key·Wdᵀ                                      (BT, C)      down_proj ← the value
  *   out = r2 + val
+ * With `sub` (causal tracing): attnOut = att·Woᵀ (BT, C) is formed on its own, patched rows
+ * overwritten, then r2 = x + attnOut; patched rows of val are overwritten before out = r2 + val.
  */
 import * as ops from "../../kernels/ops.js";
 import type { AttentionShape } from "../../kernels/ops.js";
@@ -22,7 +24,7 @@ import { DeltaEditError } from "../../errors.js";
 import type { ModelConfig } from "../config.js";
 import { linearBackward, linearForward, type LinearRef } from "../linear.js";
 import type { ParamSpec, ParamStore } from "../params.js";
-import type { Architecture, BatchShape, BlockActs, EditTarget, KVCacheLayer } from "./architecture.js";
+import { applyRowPatch, type Architecture, type BatchShape, type BlockActs, type EditTarget, type KVCacheLayer, type SublayerIO } from "./architecture.js";
 import { RotaryTables } from "./rope.js";
 
 export function llamaParamSpecs(cfg: ModelConfig): ParamSpec[] {
@@ -181,7 +183,7 @@ export class Llama implements Architecture<LlamaActs> {
     return base;
   }
 
-  blockForward(l: number, x: Float32Array, out: Float32Array, shape: BatchShape, a: LlamaActs, kv: KVCacheLayer | null): void {
+  blockForward(l: number, x: Float32Array, out: Float32Array, shape: BatchShape, a: LlamaActs, kv: KVCacheLayer | null, sub?: SublayerIO | null): void {
     const C = this.hidden;
     const F = this.dFF;
     const QD = this.NH * this.HS;
@@ -212,13 +214,23 @@ export class Llama implements Architecture<LlamaActs> {
     } else {
       ops.attentionForward(a.q, a.k, a.v, a.att, a.probs, as);
     }
-    a.r2.set(x.subarray(0, rows * C));
-    linearForward(this.lin(p + "self_attn.o_proj", QD, C, false), a.att, a.r2, rows, true);
+    if (sub?.attnOut) {
+      const ao = sub.attnOut; // (BT, C) attention sublayer output
+      if (ao.length !== rows * C) throw new DeltaEditError("E_ARG", `block ${l}: attnOut has length ${ao.length}, expected BT·C = ${rows * C}`);
+      linearForward(this.lin(p + "self_attn.o_proj", QD, C, false), a.att, ao, rows);
+      if (sub.attnPatch) applyRowPatch(ao, sub.attnPatch, C, `block ${l} attention`);
+      for (let i = 0; i < rows * C; i++) a.r2[i] = x[i]! + ao[i]!;
+    } else {
+      if (sub?.attnPatch) throw new DeltaEditError("E_ARG", `block ${l}: an attention patch needs an attnOut buffer`);
+      a.r2.set(x.subarray(0, rows * C));
+      linearForward(this.lin(p + "self_attn.o_proj", QD, C, false), a.att, a.r2, rows, true);
+    }
     ops.rmsNormForward(a.r2, P.get(p + "post_attention_layernorm.weight"), a.n2, a.n2Rstd, rows, C, this.eps);
     linearForward(this.lin(p + "mlp.gate_proj", C, F, mb), a.n2, a.gate, rows);
     linearForward(this.lin(p + "mlp.up_proj", C, F, mb), a.n2, a.up, rows);
     ops.swigluForward(a.gate, a.up, a.key, rows * F);
     linearForward(this.lin(p + "mlp.down_proj", F, C, mb), a.key, a.value, rows);
+    if (sub?.mlpPatch) applyRowPatch(a.value, sub.mlpPatch, C, `block ${l} MLP`);
     for (let i = 0; i < rows * C; i++) out[i] = a.r2[i]! + a.value[i]!;
   }
 

@@ -12,6 +12,7 @@
  * (held-out perplexity, accuracy on facts never edited) when those inputs are given.
  * Output: per-case records (reference-compatible fields), results.json, report.html.
  */
+import { singleEdit } from "./singleEdit.js";
 import fs from "node:fs";
 import path from "node:path";
 import { DeltaEditError } from "../errors.js";
@@ -33,7 +34,7 @@ import type { BenchCheckpoint, BenchMethod, BenchReport, MetricStat } from "./re
 import { writeHtmlReport } from "./report/html.js";
 import { writeResultsJson } from "./report/json.js";
 
-export type Protocol = "checkpoints" | "end" | "immediate";
+export type Protocol = "checkpoints" | "end" | "immediate" | "single";
 
 export interface BenchOptions {
   modelSource: string;
@@ -64,7 +65,7 @@ export interface BenchOptions {
 /** DeltaEdit's schedule: 200, every multiple of 500, and the end. */
 export function checkpointSchedule(protocol: Protocol, edits: number, explicit?: number[]): number[] {
   if (explicit && explicit.length > 0) return [...new Set(explicit.filter((n) => n > 0 && n <= edits).concat([edits]))].sort((a, b) => a - b);
-  if (protocol === "end") return [edits];
+  if (protocol === "end" || protocol === "single") return [edits];
   const out: number[] = [];
   if (edits > 200) out.push(200);
   for (let n = 500; n < edits; n += 500) out.push(n);
@@ -129,7 +130,24 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
               ...(o.generation && r.generationPrompts.length > 0 ? { generation: { rng: new Rng(o.generation.seed * 1_000_003 + r.caseId), tfidf: o.generation.tfidf ?? null, snippets: o.generation.snippets ?? null } } : {}),
             });
       };
-      for (const target of schedule) {
+      if (o.protocol === "single" && !state.checkpoints.some((c) => c.edits === o.edits)) {
+        // every record from the unedited weights: nothing is journaled, the weights are restored after each
+        const t0 = performance.now();
+        const results: CaseResult[] = [];
+        records.forEach((r, i) => {
+          const one = singleEdit(session, { ...r.request, index: i }, o.seed * 1_000_003 + r.caseId, () => evalCase(r, 1)); // seeded by case: independent of the order
+          if (one.rejected) o.log(`rejected: ${one.rejected}`);
+          else results.push({ ...one.result!, time: one.seconds });
+          o.onProgress?.({ method: name, done: i + 1, total: o.edits, phase: "edit", detail: `single edit ${i + 1}` });
+        });
+        state.seconds += (performance.now() - t0) / 1000;
+        writeCaseRecords(path.join(o.outDir, name, "single"), results);
+        // general measures of the unedited model say nothing about an edit: not reported for single edits
+        state.checkpoints.push(checkpointOf(session, results, o.edits, state.seconds, { ...o, heldOutText: [], controlFacts: [] }));
+        writeJsonAtomic(statePath, state);
+        o.log(`bench: ${name}: ${results.length} single edits scored`);
+      }
+      for (const target of o.protocol === "single" ? [] : schedule) {
         if (state.checkpoints.some((c) => c.edits === target)) continue; // done in an earlier (interrupted) run
         const t0 = performance.now();
         session.run(
@@ -188,7 +206,9 @@ function protocolDescription(p: Protocol, explicit: boolean): string {
       : "every record edited so far is scored after 200 edits, every 500, and at the end (DeltaEdit's protocol)"
     : p === "end"
       ? "every record is scored once after the whole stream (AlphaEdit's protocol)"
-      : "each record is scored right after its batch was applied (EasyEdit's protocol)";
+      : p === "single"
+        ? "each record is edited alone into the unedited model and scored (the ROME / MEMIT papers' single edits)"
+        : "each record is scored right after its batch was applied (EasyEdit's protocol)";
 }
 
 function editedLayers(s: EditSession): number[] | undefined {

@@ -75,3 +75,51 @@ test("immediate protocol scores each record right after its own batch", async ()
   assert.equal(parsed.protocol.name, "immediate");
   assert.equal(fs.readdirSync(path.join(out, "alphaedit", "3")).length, 3);
 });
+
+test("single protocol: each record alone from the unedited weights, weights restored exactly, scores independent of the order", async () => {
+  const records = JSON.parse(fs.readFileSync(DATA, "utf8")) as unknown[];
+  const fwd = path.join(tmp, "single-fwd.json");
+  const rev = path.join(tmp, "single-rev.json");
+  fs.writeFileSync(fwd, JSON.stringify(records.slice(0, 3)));
+  fs.writeFileSync(rev, JSON.stringify(records.slice(0, 3).reverse()));
+  const probs: Record<string, unknown>[] = [];
+  for (const [data, out] of [[fwd, path.join(tmp, "single-a")], [rev, path.join(tmp, "single-b")]] as const) {
+    const r = await cli(["bench", "--model", fixtureModel("stories260k"), "--dataset", data, "--methods", "alphaedit", "--edits", "3", "--protocol", "single", "--stats-corpus", CORPUS, "--out", out, "--set", "alphaedit.numGradSteps=4"]);
+    assert.equal(r.code, 0, r.err);
+    const res = readResultsJson(path.join(out, "results.json"));
+    assert.equal(res.protocol.name, "single");
+    assert.deepEqual(res.methods[0]!.checkpoints.map((c) => c.edits), [3]);
+    const dir = path.join(out, "alphaedit", "single");
+    const byCase: Record<string, unknown> = {};
+    for (const f of fs.readdirSync(dir).filter((x) => x.endsWith(".json"))) {
+      const rec = JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as { case_id: number; post: unknown };
+      byCase[String(rec.case_id)] = rec.post;
+    }
+    assert.equal(Object.keys(byCase).length, 3);
+    probs.push(byCase);
+    // nothing was journaled: the session's model is the unedited one
+    const journal = path.join(out, "alphaedit", "session", "journal.jsonl");
+    assert.ok(!fs.existsSync(journal) || fs.readFileSync(journal, "utf8").trim() === "");
+  }
+  // each edit starts from the same weights and method state, seeded by its case id: same scores in either order
+  assert.deepEqual(probs[0], probs[1]);
+});
+
+test("singleEdit restores every parameter of the edited blocks bit for bit", async () => {
+  const { EditSession } = await import("../../src/edit/session/session.js");
+  const { prepareSecondMoments } = await import("../../src/cli/commands/_stats.js");
+  const { singleEdit } = await import("../../src/eval/singleEdit.js");
+  const s = await EditSession.create({ dir: path.join(tmp, "single-restore"), modelSource: fixtureModel("stories260k"), method: "memit", overrides: { numGradSteps: 3 }, codeVersion: "test", secondMoments: (m, l) => prepareSecondMoments(m, l, { corpus: CORPUS }, () => {}) });
+  try {
+    const before = new Map(s.model.params.names().map((n) => [n, s.model.params.get(n).slice()]));
+    const req = { caseId: "1", index: 0, prompt: "{} went to the", subject: "Lily", targetNew: "store", targetTrue: null, relationId: null };
+    let changed = 0;
+    singleEdit(s, req, 7, (m) => {
+      for (const [n, w] of before) if (m.params.get(n).some((x, i) => x !== w[i])) changed++;
+    });
+    assert.ok(changed > 0, "the edit changed no weight while it was applied");
+    for (const [n, w] of before) assert.ok(s.model.params.get(n).every((x, i) => x === w[i]), `${n} not restored`);
+  } finally {
+    s.close();
+  }
+});

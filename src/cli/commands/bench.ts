@@ -135,7 +135,7 @@ function parseMethodSets(a: ParsedArgs): Partial<Record<MethodName, Record<strin
 export const command: CommandSpec = {
   name: "bench",
   summary: "run editing methods on the same edit stream and score them (tables, results.json, HTML report)",
-  usage: "deltaedit bench --model DIR --dataset FILE --methods memit,alphaedit,deltaedit --edits N [--batch B] [--protocol checkpoints|end|immediate] [--out DIR]",
+  usage: "deltaedit bench --model DIR --dataset FILE --methods memit,alphaedit,deltaedit --edits N [--batch B] [--protocol checkpoints|end|immediate|single] [--out DIR]",
   options: {
     model: { type: "string", description: "model directory or Hub repo id", required: true, valueName: "DIR|REPO" },
     dataset: { type: "string", description: "CounterFact / MultiCounterFact / ZsRE file (official formats) or JSONL; or mcf|counterfact|zsre to download", required: true, valueName: "FILE" },
@@ -143,7 +143,7 @@ export const command: CommandSpec = {
     methods: { type: "string", description: `comma-separated: ${METHOD_NAMES.join(", ")}`, default: "memit,alphaedit,deltaedit", valueName: "LIST" },
     edits: { type: "number", description: "number of requests in the stream (first N records, file order)", required: true, valueName: "N" },
     batch: { type: "number", description: "requests per batch", default: 1, valueName: "B" },
-    protocol: { type: "string", description: "checkpoints (DeltaEdit: 200, every 500, end), end (AlphaEdit), immediate (EasyEdit)", default: "checkpoints", valueName: "NAME" },
+    protocol: { type: "string", description: "checkpoints (DeltaEdit: 200, every 500, end), end (AlphaEdit), immediate (EasyEdit), single (each record alone into the unedited model: ROME/MEMIT single edits)", default: "checkpoints", valueName: "NAME" },
     checkpoints: { type: "string", description: "explicit checkpoint counts, e.g. 50,100,200", valueName: "LIST" },
     out: { type: "string", description: "output directory (sessions, per-case records, results.json, report.html); rerun to resume", default: "runs/bench", valueName: "DIR" },
     neighborhood: { type: "string", description: "neighborhood reference: standard (target_true) or deltaedit (unedited model's greedy tokens)", default: "standard", valueName: "MODE" },
@@ -162,7 +162,7 @@ export const command: CommandSpec = {
     const methods = str(args, "methods")!.split(",").map((s) => s.trim()).filter(Boolean);
     for (const m of methods) if (!METHOD_NAMES.includes(m as MethodName)) throw new DeltaEditError("E_USAGE", `bench: unknown method "${m}"`, { hint: `one of ${METHOD_NAMES.join(", ")}` });
     const protocol = str(args, "protocol")!;
-    if (!["checkpoints", "end", "immediate"].includes(protocol)) throw new DeltaEditError("E_USAGE", `bench: --protocol must be checkpoints, end or immediate, got "${protocol}"`);
+    if (!["checkpoints", "end", "immediate", "single"].includes(protocol)) throw new DeltaEditError("E_USAGE", `bench: --protocol must be checkpoints, end, immediate or single, got "${protocol}"`);
     const nb = str(args, "neighborhood")!;
     if (!["standard", "deltaedit", "deltaedit-clean"].includes(nb)) throw new DeltaEditError("E_USAGE", `bench: --neighborhood must be standard or deltaedit, got "${nb}"`);
     const edits = num(args, "edits")!;

@@ -311,18 +311,16 @@ export class NullSpaceProjector {
     checkF32(s.arrays.basis, m.dIn * b, "arrays.basis", fn, `(dIn, b) = (${m.dIn}, ${b})`);
     checkF32(s.arrays.eigenvalues, m.dIn, "arrays.eigenvalues", fn, `(dIn) = (${m.dIn})`);
     let options: NullSpaceOptions;
-    let cut: NullSpaceCut;
-    if (m.version === 1) {
-      options = { ...defaultNullSpaceOptions, nullspaceThreshold: m.nullspaceThreshold };
-      cut = cutDiagnostics(sortedMagnitudes(s.arrays.eigenvalues), m.rank, options, "absolute", m.nullspaceThreshold);
-    } else {
-      try {
-        options = resolveParams(nullSpaceOptionsOf(m), fn);
-      } catch (e) {
-        throw new DeltaEditError("E_CHECKPOINT", `${fn}: invalid null-space options in meta: ${(e as Error).message}`);
-      }
-      cut = checkCut(m.cut, options.nullspaceRule, fn);
+    try {
+      // version 1 predates the rules: the absolute rule on a float32 eigh
+      options = nullSpaceOptionsOf(resolveParams(m.version === 1 ? { nullspaceThreshold: m.nullspaceThreshold } : nullSpaceOptionsOf(m), fn));
+    } catch (e) {
+      throw new DeltaEditError("E_CHECKPOINT", `${fn}: invalid null-space options in meta: ${(e as Error).message}`);
     }
+    const cut =
+      m.version === 1
+        ? cutDiagnostics(sortedMagnitudes(s.arrays.eigenvalues), m.rank, options, "absolute", options.nullspaceThreshold)
+        : checkCut(m.cut, options.nullspaceRule, fn);
     const basis = Float32Array.from(s.arrays.basis);
     let u0: Float32Array | null = null;
     if (m.basisKind === "nullspace") u0 = basis;

@@ -11,6 +11,13 @@
  * Across BLAS kernel families (e.g. the default environment vs `env -u OPENBLAS_CORETYPE -u
  * OPENBLAS_L2_SIZE`): BENCH_NULLSPACE_DUMP=DIR writes each dense P (float32, raw) to DIR;
  * BENCH_NULLSPACE_COMPARE=DIR also reports ‖P − P_DIR‖_F against a dump from another run.
+ *
+ * Measured (2-core AMD EPYC with AVX-512, OpenBLAS 0.3.21; Haswell kernels = the default environment,
+ * SkylakeX = `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`): ranks 444 (layer 1) and 428 (layer 2)
+ * for every rule and precision; the gap rule falls back at both layers (largest ratio of neighbouring
+ * eigenvalues in [2e-4, 2]: ×1.05–1.11; the spectrum has no gap); ‖P(1 thr) − P(2 thr)‖_F:
+ * float32 eigh 9.2e-3 / 0.30 (Haswell), 1.2e-2 / 0.36 (SkylakeX); float64 eigh ≤ 5e-7;
+ * Haswell vs SkylakeX (1 thread): float32 1.3e-2 / 0.31, float64 5e-6 (the float32 rounding of P).
  */
 import fs from "node:fs";
 import path from "node:path";

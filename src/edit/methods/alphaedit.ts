@@ -5,18 +5,23 @@
  * §7.2–7.4) is the default; `solver: "dense"` runs the reference d_in × d_in LU (the oracle).
  */
 import { insertionLoop, type LayerSolve } from "../insertion.js";
-import { NullSpaceProjector } from "../projector.js";
+import { checkNullSpaceOptions, defaultNullSpaceOptions, describeCut, NullSpaceProjector, nullSpaceOptionsOf, type NullSpaceOptions } from "../projector.js";
 import { AlphaEditSolver, accumulatePastCov, denseAlphaEditSolve, type AlphaEditStep } from "../solve.js";
 import type { EditRequest } from "../request.js";
 import { checkFamilyParams, computeTargets, familyOutcome, targetParams, type MemitFamilyParams, familyDefaults } from "./memitFamily.js";
 import { since, type BatchOutcome, type EditContext, type EditMethod } from "./method.js";
 import { resolveParams } from "./params.js";
 
-export interface AlphaEditParams extends MemitFamilyParams {
+/**
+ * The null-space choice (`NullSpaceOptions`, projector.ts) is part of the parameters:
+ * `nullspaceThreshold` τ (absolute rule: eigenvalues of C0 with |λ| < τ span the null space),
+ * `nullspaceRule` ("absolute", the reference, or "gap": cut in a spectral gap near τ, stable under
+ * rounding), the gap rule's `nullspaceGapWindow` / `nullspaceGapMinRatio` / `nullspaceGapFloor`,
+ * and `nullspacePrecision` (eigh in "float32", the reference, or "float64").
+ */
+export interface AlphaEditParams extends MemitFamilyParams, NullSpaceOptions {
   /** λ (L2): ridge constant of the solve. */
   l2: number;
-  /** τ: eigenvalues of C0 below this span the preserved null space (absolute). */
-  nullspaceThreshold: number;
   /** "fast": exact incremental solve; "dense": the reference dense LU (oracle, O(d_in³)). */
   solver: "fast" | "dense";
 }
@@ -26,7 +31,7 @@ export const alphaEditDefaults: AlphaEditParams = {
   ...familyDefaults,
   editLayers: [...familyDefaults.editLayers],
   l2: 1,
-  nullspaceThreshold: 2e-2,
+  ...defaultNullSpaceOptions, // absolute τ = 2e-2, float32 eigh (spec §3.6)
   solver: "fast",
 };
 
@@ -41,14 +46,19 @@ export class NullSpaceSolve implements LayerSolve {
   private readonly dense = new Map<number, Float32Array>(); // dense mode: P (F, F)
   private staged: { layer: number; step: AlphaEditStep | null; keys: Float32Array; n: number }[] = [];
 
-  constructor(private readonly ctx: EditContext, private readonly l2: number, private readonly threshold: number, private readonly mode: "fast" | "dense") {}
+  private readonly nullspace: NullSpaceOptions;
+
+  /** `nullspace`: how the projectors cut the spectrum of C0 (copied). */
+  constructor(private readonly ctx: EditContext, private readonly l2: number, nullspace: NullSpaceOptions, private readonly mode: "fast" | "dense") {
+    this.nullspace = nullSpaceOptionsOf(nullspace);
+  }
 
   projector(layer: number): NullSpaceProjector {
     let p = this.projectors.get(layer);
     if (!p) {
-      p = NullSpaceProjector.fromSecondMoment(this.ctx.secondMoment(layer), this.ctx.model.arch.dFF, { nullspaceThreshold: this.threshold, keepNullBasis: true });
+      p = NullSpaceProjector.fromSecondMoment(this.ctx.secondMoment(layer), this.ctx.model.arch.dFF, { ...this.nullspace, keepNullBasis: true });
       this.projectors.set(layer, p);
-      this.ctx.log(`layer ${layer}: null-space projector rank ${p.rank} of ${p.dIn} (threshold ${this.threshold})`);
+      this.ctx.log(`layer ${layer}: ${describeCut(p.rank, p.dIn, p.cut, p.options)}`);
     }
     return p;
   }
@@ -107,10 +117,11 @@ export class AlphaEdit implements EditMethod {
   constructor(overrides: Record<string, unknown>, numLayers: number) {
     this.params = resolveParams("alphaedit", alphaEditDefaults, overrides);
     checkFamilyParams("alphaedit", this.params, numLayers);
+    checkNullSpaceOptions("alphaedit", this.params);
   }
 
   private coreFor(ctx: EditContext): NullSpaceSolve {
-    return (this.core ??= new NullSpaceSolve(ctx, this.params.l2, this.params.nullspaceThreshold, this.params.solver));
+    return (this.core ??= new NullSpaceSolve(ctx, this.params.l2, this.params, this.params.solver));
   }
 
   applyBatch(ctx: EditContext, requests: readonly EditRequest[]): BatchOutcome {

@@ -18,12 +18,16 @@ import { insertionLoop } from "../insertion.js";
 import { buildInfluenceProjector, NoiseMonitor, noiseVector, type NoiseParams } from "../noise.js";
 import type { EditRequest } from "../request.js";
 import type { ProjectionHook } from "../target.js";
+import { checkNullSpaceOptions } from "../projector.js";
 import { alphaEditDefaults, NullSpaceSolve, type AlphaEditParams } from "./alphaedit.js";
 import { checkFamilyParams, computeTargets, familyOutcome, requestReport, targetParams } from "./memitFamily.js";
 import { since, type BatchOutcome, type EditContext, type EditMethod, type RequestReport } from "./method.js";
 import { resolveParams } from "./params.js";
 
-/** AlphaEdit's parameters (λ, τ — the reference hard-codes 0.02, ODD-11: read from here — and the solver) plus the noise monitor's. */
+/**
+ * AlphaEdit's parameters (λ; the null-space choice τ — the reference hard-codes 0.02, ODD-11: read from
+ * here — `nullspaceRule` and its parameters, `nullspacePrecision`; the solver) plus the noise monitor's.
+ */
 export interface DeltaEditParams extends AlphaEditParams {
   /** Stop the target optimisation when the mean target probability exceeds this (ODD-3). */
   earlyStopAvgProb: number;
@@ -68,6 +72,7 @@ export class DeltaEdit implements EditMethod {
   constructor(overrides: Record<string, unknown>, numLayers: number) {
     this.params = resolveParams("deltaedit", deltaEditDefaults, overrides);
     checkFamilyParams("deltaedit", this.params, numLayers);
+    checkNullSpaceOptions("deltaedit", this.params);
     this.monitor = new NoiseMonitor(this.noiseParams());
   }
 
@@ -77,7 +82,7 @@ export class DeltaEdit implements EditMethod {
   }
 
   private coreFor(ctx: EditContext): NullSpaceSolve {
-    return (this.core ??= new NullSpaceSolve(ctx, this.params.l2, this.params.nullspaceThreshold, this.params.solver));
+    return (this.core ??= new NullSpaceSolve(ctx, this.params.l2, this.params, this.params.solver));
   }
 
   applyBatch(ctx: EditContext, requests: readonly EditRequest[]): BatchOutcome {

@@ -72,11 +72,20 @@ export function templateOf(filled: string, subject: string, promptField: string)
   return { template: filled.replace(subject, "{}") };
 }
 
+/** The simple form of an edit request, as parseRequest reads it. */
+export interface SimpleFields {
+  prompt: string; // exactly one "{}"
+  subject: string;
+  target_new: string;
+  target_true?: string;
+  relation_id?: string;
+}
+
 /**
  * The simple-form fields `{prompt ("{}"), subject, target_new, target_true?}` of an "easyedit" or
  * "zsre" record (other formats: null, parse them as they are), or the problem naming the field.
  */
-export function simpleRequestFields(rec: Record<string, unknown>): Record<string, unknown> | FieldProblem | null {
+export function simpleRequestFields(rec: Record<string, unknown>): SimpleFields | FieldProblem | null {
   const format = detectRecordFormat(rec);
   if (format !== "easyedit" && format !== "zsre") return null;
   const promptField = format === "zsre" ? "src" : "prompt";

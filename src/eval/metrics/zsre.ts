@@ -19,6 +19,7 @@ import type { TextTokenizer } from "../../model/tokenizer.js";
 import type { EvalRecord, RequestedRewrite } from "../datasets/record.js";
 import { decodeIds } from "../datasets/zsre.js";
 import { aggregateCaseValues, type Aggregate, type Prefix } from "./aggregate.js";
+import { knowEditCaseValues, scoreKnowEdit, type KnowEditScores } from "./knowedit.js";
 import { contextIds, requireTokenizer, scoreTokens, targetIds, type ScoreOptions, type ScoreRequest } from "./score.js";
 
 export type ZsreRoute = "teacher-forced" | "string";
@@ -31,7 +32,7 @@ export interface ZsreEvalOptions extends ScoreOptions {
   time?: number;
 }
 
-export interface ZsrePost {
+export interface ZsrePost extends KnowEditScores {
   rewrite_prompts_correct: boolean[];
   paraphrase_prompts_correct: boolean[];
   neighborhood_prompts_correct: boolean[];
@@ -116,6 +117,7 @@ export function evaluateZsreCase(model: LanguageModel, record: EvalRecord, opts:
       rewrite_prompts_correct: c[0]!,
       paraphrase_prompts_correct: c.slice(1, -1).flat(),
       neighborhood_prompts_correct: c[c.length - 1]!,
+      ...(record.knowEdit ? scoreKnowEdit(model, record, opts) : {}), // KnowEdit portability / locality
     },
   };
 }
@@ -134,6 +136,7 @@ export function zsreCaseValues(r: Pick<ZsreCaseResult, "post"> & { time?: number
   put("paraphrase_acc", mean(r.post.paraphrase_prompts_correct));
   put("neighborhood_acc", mean(r.post.neighborhood_prompts_correct));
   put("time", r.time);
+  Object.assign(out, knowEditCaseValues(r.post));
   return out;
 }
 

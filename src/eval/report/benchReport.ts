@@ -97,6 +97,9 @@ export const METRIC_CATALOG: readonly MetricInfo[] = [
   { key: "post_rewrite_diff", label: "EM", title: "Efficacy magnitude", higherIsBetter: true },
   { key: "post_paraphrase_diff", label: "PM", title: "Paraphrase magnitude", higherIsBetter: true },
   { key: "post_neighborhood_diff", label: "NM", title: "Neighborhood magnitude", higherIsBetter: true },
+  // KnowEdit records (metrics/knowedit.ts): token accuracy of portability and locality answers
+  { key: "post_portability_acc", label: "Port.", title: "Portability (KnowEdit)", higherIsBetter: true },
+  { key: "post_locality_acc", label: "Loc.", title: "Locality (KnowEdit)", higherIsBetter: true },
   // the bench's general-capability checks (bench.ts): control facts still answered, held-out perplexity
   { key: "general_fact_accuracy", label: "general_fact_accuracy", title: "Control facts right (%)", higherIsBetter: true },
   { key: "general_perplexity", label: "general_perplexity", title: "Held-out perplexity", higherIsBetter: false },

@@ -40,7 +40,8 @@ export function shippedStatsFile(model: LanguageModel, layer: number): string | 
   return fs.existsSync(f) ? f : null;
 }
 
-const CLI_MISSING_HINT = "pass --stats-corpus FILE|DIR (plain text, JSONL with a \"text\" field, or a directory of them); they are computed once and cached (see `deltaedit stats`)";
+/** The hint when statistics are missing, in the CLI's words (the default). */
+export const CLI_STATS_HINT = "pass --stats-corpus FILE|DIR (plain text, JSONL with a \"text\" field, or a directory of them); they are computed once and cached (see `deltaedit stats`)";
 
 /** Resolve C0 for `layers` before editing: shipped files first, the rest from the corpus (cached). */
 export async function prepareSecondMoments(model: LanguageModel, layers: readonly number[], o: StatsOptions, log: (m: string) => void): Promise<SecondMomentProvider> {
@@ -57,7 +58,7 @@ export async function prepareSecondMoments(model: LanguageModel, layers: readonl
   }
   if (missing.length > 0) {
     if (!o.corpus) {
-      throw new DeltaEditError("E_USAGE", `no covariance statistics for layer(s) ${missing.join(",")} of ${model.dir ?? "the model"}`, { hint: o.missingHint ?? CLI_MISSING_HINT });
+      throw new DeltaEditError("E_USAGE", `no covariance statistics for layer(s) ${missing.join(",")} of ${model.dir ?? "the model"}`, { hint: o.missingHint ?? CLI_STATS_HINT });
     }
     const corpus = openCorpus(o.corpus);
     const params: Parameters<typeof computeStats>[2] = { layers: missing };

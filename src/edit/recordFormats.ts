@@ -5,7 +5,7 @@
  *                  target_new: {str}, target_true: {str}}`, paraphrase/neighborhood lists (spec §1.2)
  *   "simple"       our flat form: `prompt` with "{}", `subject`, `target_new`, `target_true?`
  *   "easyedit"     EasyEdit's flattened CounterFact and KnowEdit's records: `prompt` with the subject
- *                  FILLED IN (no "{}"), `subject`, `target_new`, `ground_truth` (a string, or a list of
+ *                  FILLED IN (no "{}"; a prompt with neither "{}" nor the subject is a malformed simple record), `subject`, `target_new`, `ground_truth` (a string, or a list of
  *                  aliases), `rephrase_prompt`, `locality_prompt` + `locality_ground_truth`, and KnowEdit's
  *                  `portability` / `locality` dictionaries
  *   "zsre"         ZsRE as MEND / EasyEdit distribute it: `src` (subject filled in), `subject`, `answers`,
@@ -35,7 +35,9 @@ export function detectRecordFormat(rec: unknown): RecordFormat {
   if (!isObject(rec)) return "simple";
   if (rec["requested_rewrite"] !== undefined) return "counterfact";
   if (rec["prompt"] === undefined && typeof rec["src"] === "string" && rec["answers"] !== undefined) return "zsre";
-  if (typeof rec["prompt"] === "string" && !rec["prompt"].includes("{}") && typeof rec["subject"] === "string") return "easyedit";
+  const p = rec["prompt"];
+  const s = rec["subject"];
+  if (typeof p === "string" && !p.includes("{}") && typeof s === "string" && s.trim() !== "" && p.includes(s)) return "easyedit";
   return "simple";
 }
 

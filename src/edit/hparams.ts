@@ -50,10 +50,16 @@ const NULLSPACE: readonly MethodName[] = ["alphaedit", "deltaedit"];
 const COV_WEIGHT: readonly MethodName[] = ["memit", "prune", "rect"];
 const TARGET: readonly MethodName[] = [...FAMILY, "rome"];
 
-/** How one field is handled, per method. */
-type Rule =
+/** How one hparams field is handled, per method: mapped onto our parameter `to`, or ignored for `reason` (with an optional value check). */
+export type HparamsRule =
   | { kind: "map"; to: string; methods: readonly MethodName[] }
-  | { kind: "ignore"; reason: string; methods?: readonly MethodName[]; check?: (v: unknown) => string | null };
+  | {
+      kind: "ignore";
+      reason: string;
+      methods?: readonly MethodName[];
+      /** Returns what is wrong with a value that would change the method (an error), or null. */
+      check?: (v: unknown) => string | null;
+    };
 
 const ARCH = "the architecture (module names, layout) is read from the model's config.json";
 const STATS = "the second-moment statistics come from the model's shipped stats or --stats-corpus / --stats-samples (API: stats)";
@@ -63,7 +69,7 @@ const isDownProjection = (v: unknown): string | null =>
   typeof v === "string" && /mlp\.(c_proj|down_proj|fc_out|dense_4h_to_h)(\.weight)?$/.test(v) ? null : `names ${JSON.stringify(v)}; only the MLP down projection (c_proj / down_proj) is edited here`;
 
 /** The field table (docs/hparams.md shows it). */
-export const HPARAMS_RULES: Readonly<Record<string, readonly Rule[]>> = Object.freeze({
+export const HPARAMS_RULES: Readonly<Record<string, readonly HparamsRule[]>> = Object.freeze({
   alg_name: [{ kind: "ignore", reason: "selects the method (checked against the method asked for)" }],
   model_name: [{ kind: "ignore", reason: "the model is the one given to --model (API: model)" }],
   device: [{ kind: "ignore", reason: RUNTIME }],

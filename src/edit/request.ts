@@ -11,6 +11,7 @@ import { DeltaEditError } from "../errors.js";
 import { simpleRequestFields } from "./recordFormats.js";
 import { checkFieldLength, checkFileSize, REQUEST_LIMITS } from "./requestLimits.js";
 
+/** An edit request: insert `targetNew` as the object of `prompt` (with "{}" for the subject) about `subject`. */
 export interface EditRequest {
   caseId: string; // case_id as given, or the record's index
   index: number; // position in the input stream
@@ -21,6 +22,7 @@ export interface EditRequest {
   relationId: string | null;
 }
 
+/** A request or record not used: its position, case id, the field at fault and why. */
 export interface Rejection {
   caseId: string;
   index: number;
@@ -28,6 +30,7 @@ export interface Rejection {
   message: string;
 }
 
+/** Parsed requests and the rejected ones. */
 export interface ParsedRequests {
   requests: EditRequest[];
   rejected: Rejection[];
@@ -161,9 +164,12 @@ export function spacedTarget(target: string): string {
 
 /** Minimal tokenizer surface needed here (avoids importing the model layer's type into callers). */
 export interface TargetTokenizer {
+  /** Token ids of `text`. */
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
+  /** Text of `ids`. */
   decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string;
   readonly bosTokenId: number | null;
+  /** The id of token string `t`. */
   tokenToId(t: string): number | undefined;
 }
 

@@ -34,6 +34,7 @@ import type { BenchCheckpoint, BenchMethod, BenchReport, MetricStat } from "./re
 import { writeHtmlReport } from "./report/html.js";
 import { writeResultsJson } from "./report/json.js";
 
+/** How a bench scores the stream (see `checkpointSchedule`). */
 export type Protocol = "checkpoints" | "end" | "immediate" | "single";
 
 export interface BenchOptions {

@@ -71,7 +71,9 @@ export interface BenchmarkOptions {
   fluency?: boolean;
   /** Directory with tfidf_vocab.json, idf.npy, attribute_snippets.json. */
   tfidfDir?: string;
+  /** Progress and notes, e.g. rejected records (default: discarded). */
   log?: (msg: string) => void;
+  /** Called as each method edits and is scored. */
   onProgress?: (p: { method: string; done: number; total: number; phase: "edit" | "eval"; detail: string }) => void;
 }
 

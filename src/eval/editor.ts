@@ -80,6 +80,7 @@ export interface EditorOpenOptions {
   skipModelCheck?: boolean;
   /** How to compute covariance statistics the model does not ship. */
   stats?: StatsOptions;
+  /** Progress and notes (default: discarded). */
   log?: (msg: string) => void;
   /** Recorded in the session lock (default "api"). */
   command?: string;
@@ -160,7 +161,10 @@ function asRecord(x: EditRecordInput, caseId: string): unknown {
 /** An editing session on one model with one method, durable in a directory. */
 export class Editor {
   private constructor(
-    /** The underlying session (journal, manifest, model, method state). */
+    /**
+     * The underlying low-level session (journal, manifest, model, method state).
+     * @internal
+     */
     readonly session: EditSession,
     /** How an hparams file was read (mapped and ignored fields), or null. */
     readonly hparams: HparamsMapping | null,

@@ -50,6 +50,7 @@ export interface KnowEditItem {
   answer: string;
 }
 
+/** One evaluation case after loading: the edit request and every prompt a metric reads. */
 export interface EvalRecord {
   kind: DatasetKind;
   caseId: number; // opaque key (CF: case_id; ZsRE: position in the file)
@@ -69,6 +70,7 @@ export interface EvalRecord {
   knowEdit?: { portability: KnowEditItem[]; locality: KnowEditItem[] };
 }
 
+/** A loaded evaluation set and its rejected records. */
 export interface LoadedDataset {
   kind: DatasetKind;
   file: string;

@@ -27,6 +27,7 @@ import { essencePerplexity } from "./general.js";
 import { knowEditCaseValues, scoreKnowEdit, type KnowEditScores } from "./knowedit.js";
 import { contextIds, deltaeditNeighborhoodRequest, requireTokenizer, scoreTokens, targetIds, type ScoreOptions, type ScoreRequest } from "./score.js";
 
+/** How CounterFact neighborhood prompts are scored (§3.6). */
 export type NeighborhoodMode = "standard" | "deltaedit" | "deltaedit-clean";
 export const NEIGHBORHOOD_MODES: readonly NeighborhoodMode[] = ["standard", "deltaedit", "deltaedit-clean"];
 
@@ -39,6 +40,7 @@ export interface GenerationTestOptions extends GenerationOptions {
   snippets?: AttributeSnippets | null;
 }
 
+/** Options of `evaluateCounterfactCase`. */
 export interface CounterfactEvalOptions extends ScoreOptions {
   neighborhoodMode?: NeighborhoodMode; // default "standard"
   /** Required for the deltaedit modes (from `neighborhoodReference` on the UNEDITED model). */
@@ -241,6 +243,7 @@ export function counterfactCaseValues(r: Pick<CounterfactCaseResult, "post"> & {
   return out;
 }
 
+/** Run-level CounterFact summary (§3.4) with the modes behind the numbers. */
 export interface CounterfactSummary extends Aggregate {
   dataset: "counterfact";
   prefix: Prefix;

@@ -22,8 +22,10 @@ import { aggregateCaseValues, type Aggregate, type Prefix } from "./aggregate.js
 import { knowEditCaseValues, scoreKnowEdit, type KnowEditScores } from "./knowedit.js";
 import { contextIds, requireTokenizer, scoreTokens, targetIds, type ScoreOptions, type ScoreRequest } from "./score.js";
 
+/** How ZsRE token accuracies are computed (teacher-forced, or the reference's string route). */
 export type ZsreRoute = "teacher-forced" | "string";
 
+/** Options of `evaluateZsreCase`. */
 export interface ZsreEvalOptions extends ScoreOptions {
   route?: ZsreRoute; // default "teacher-forced"
   retokenizeTargets?: boolean; // default false
@@ -38,6 +40,7 @@ export interface ZsrePost extends KnowEditScores {
   neighborhood_prompts_correct: boolean[];
 }
 
+/** The per-case ZsRE result record. */
 export interface ZsreCaseResult {
   case_id: number;
   grouped_case_ids: number[];
@@ -140,6 +143,7 @@ export function zsreCaseValues(r: Pick<ZsreCaseResult, "post"> & { time?: number
   return out;
 }
 
+/** Run-level ZsRE summary with its scoring modes. */
 export interface ZsreSummary extends Aggregate {
   dataset: "zsre";
   prefix: Prefix;

@@ -35,6 +35,7 @@ export interface MetricInfo {
   higherIsBetter: boolean;
 }
 
+/** Scores of one method after a number of edits. */
 export interface BenchCheckpoint {
   edits: number; // requests edited so far (all of them are evaluated)
   metrics: Record<string, MetricStat>;
@@ -48,6 +49,7 @@ export interface BenchCheckpoint {
   seconds?: number;
 }
 
+/** One method of a bench run and its checkpoints. */
 export interface BenchMethod {
   name: string; // registry name: "deltaedit", "alphaedit", "memit", "rome", "ft", "prune", "rect", or a custom one
   label?: string; // display name, default from the name ("DeltaEdit")
@@ -66,6 +68,7 @@ export interface BenchRun {
   error?: string;
 }
 
+/** A bench run's results: model, dataset, protocol, modes, seeds, and per method its checkpoints. */
 export interface BenchReport {
   title: string;
   codeVersion: string;

@@ -18,6 +18,8 @@
  * Work is synchronous CPU work inside the returned promises (the native kernels are synchronous);
  * the methods are async so that a later backend can be.
  */
+import fs from "node:fs";
+import path from "node:path";
 import { DeltaEditError } from "../errors.js";
 import { describeHparams, readHparamsFile, type HparamsMapping } from "../edit/hparams.js";
 import type { MethodName, RequestReport } from "../edit/methods/method.js";
@@ -199,11 +201,16 @@ export class Editor {
     }
   }
 
-  /** Reopen a session (verify, reload the original model, replay the journal); default access "write". */
+  /**
+   * Reopen a session (verify, reload the original model, replay the journal); default access "write".
+   * Statistics not shipped with the model are taken from the statistics cache; without `stats.corpus`,
+   * the corpus recorded in the manifest is used when it still exists.
+   */
   static async open(dir: string, o: EditorOpenOptions = {}): Promise<Editor> {
     const log = o.log ?? (() => {});
+    const corpus = o.stats?.corpus ?? recordedCorpus(dir);
     const oo: Parameters<typeof EditSession.open>[1] = {
-      secondMoments: secondMomentFactory({ missingHint: STATS_HINT, ...o.stats }, log),
+      secondMoments: secondMomentFactory({ missingHint: STATS_HINT, ...o.stats, ...(corpus !== undefined ? { corpus } : {}) }, log),
       log,
       access: o.access ?? "write",
       command: o.command ?? "api",
@@ -354,6 +361,17 @@ export class Editor {
   async close(): Promise<void> {
     this.session.close();
   }
+}
+
+/** The statistics corpus a session's manifest records (an absolute path), if it still exists; unvalidated (open() verifies the manifest). */
+function recordedCorpus(dir: string): string | undefined {
+  try {
+    const m = JSON.parse(fs.readFileSync(path.join(dir, "manifest.json"), "utf8")) as { stats?: Record<string, { corpus?: unknown }> };
+    for (const v of Object.values(m.stats ?? {})) if (typeof v?.corpus === "string" && path.isAbsolute(v.corpus) && fs.existsSync(v.corpus)) return v.corpus;
+  } catch {
+    // no readable manifest: open() reports it
+  }
+  return undefined;
 }
 
 /** A parameter error caused by an hparams field names the file and the field. */

@@ -10,7 +10,8 @@ import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { DeltaEditError } from "../../src/errors.js";
-import { readHparamsFile } from "../../src/edit/hparams.js";
+import { HPARAMS_RULES, readHparamsFile } from "../../src/edit/hparams.js";
+import { repoRoot } from "../helpers/paths.js";
 import { createMethod } from "../../src/edit/methods/registry.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "deltaedit-hparams-"));
@@ -139,4 +140,9 @@ test("bad files: unknown field with a suggestion, another method's field, a valu
   assert.throws(() => readHparamsFile(write("bad.yaml", `alg_name: [unclosed\n`)), configError(/bad\.yaml: not valid YAML/));
   assert.throws(() => readHparamsFile(write("list.yaml", `- 1\n- 2\n`)), configError(/one mapping of fields/));
   assert.throws(() => readHparamsFile(path.join(tmp, "missing.yaml")), (e: unknown) => e instanceof DeltaEditError && e.code === "E_NOT_FOUND");
+});
+
+test("docs/hparams.md lists every field of the mapping", () => {
+  const doc = fs.readFileSync(path.join(repoRoot(), "docs", "hparams.md"), "utf8");
+  for (const field of Object.keys(HPARAMS_RULES)) assert.ok(doc.includes("`" + field + "`"), `docs/hparams.md lists ${field}`);
 });

@@ -102,3 +102,15 @@ export type { EnsureOptions } from "./eval/datasets/download.js";
 export type { CounterfactEvalOptions, GenerationTestOptions } from "./eval/metrics/counterfact.js";
 export type { ZsreEvalOptions } from "./eval/metrics/zsre.js";
 export type { ScoreOptions } from "./eval/metrics/score.js";
+
+// ---- general ability: AlphaEdit's GLUE-style harness (docs/glue.md) ----
+export {
+  readGlueData,
+  runGlue,
+  type GlueData,
+  type GlueItemResult,
+  type GlueOptions,
+  type GlueResult,
+  type GlueTaskResult,
+} from "./eval/glue/runGlue.js";
+export { GLUE_TASKS, type GlueTask, type GlueTaskName } from "./eval/glue/tasks.js";

@@ -16,7 +16,10 @@ import { readModelConfig } from "../model/config.js";
 import { resolveModelDir } from "../model/hub.js";
 import { loadTokenizer } from "../model/tokenizer.js";
 import { packageVersion } from "../util/version.js";
+import { writeJsonAtomic } from "../edit/session/store.js";
+import { LanguageModel } from "../model/model.js";
 import { runBench, type Protocol } from "./bench.js";
+import { glueMetrics, readGlueData, runGlue, type GlueResult } from "./glue/runGlue.js";
 import { RECORD_FORMAT_NAMES } from "../edit/recordFormats.js";
 import { loadDatasetFile } from "./datasets/detect.js";
 import { datasetFileName, ensureDataset } from "./datasets/download.js";
@@ -71,6 +74,12 @@ export interface BenchmarkOptions {
   fluency?: boolean;
   /** Directory with tfidf_vocab.json, idf.npy, attribute_snippets.json. */
   tfidfDir?: string;
+  /**
+   * General-ability tasks (SST-2, MRPC, CoLA, RTE, MMLU, NLI; evaluation spec §5) from this task
+   * directory: run on the unedited model and at the checkpoints (`at`: only these edit counts), written
+   * to `<out>/glue/` and reported as `glue_<task>_f1` metrics. Not with protocol "single".
+   */
+  glue?: { data: string; at?: readonly number[]; tasks?: readonly string[]; items?: number };
   /** Progress and notes, e.g. rejected records (default: discarded). */
   log?: (msg: string) => void;
   /** Called as each method edits and is scored. */
@@ -118,6 +127,7 @@ export async function benchmark(o: BenchmarkOptions): Promise<ResultsFile> {
   const facts = typeof o.controlFacts === "string" ? readFacts(o.controlFacts) : o.controlFacts;
   const seed = o.seed ?? 0;
   const kind = records[0]?.kind;
+  const glue = o.glue ? await prepareGlue(o.glue, o.model, o.out, o.protocol ?? "checkpoints", log) : null;
   await runBench({
     modelSource: o.model,
     records,
@@ -137,6 +147,7 @@ export async function benchmark(o: BenchmarkOptions): Promise<ResultsFile> {
     ...(o.fluency ? { generation: generationInputs(seed, o.tfidfDir, log) } : {}),
     ...(facts ? { controlFacts: [...facts] } : {}),
     codeVersion: packageVersion(),
+    ...(glue ? { checkpointMetrics: glue.atCheckpoint, notes: glue.notes } : {}),
     log,
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   });
@@ -166,4 +177,33 @@ function generationInputs(seed: number, tfidfDir: string | undefined, log: (m: s
   }
   log("bench: loading TF-IDF model and attribute snippets for the consistency score");
   return { seed, tfidf: loadTfidf(f("tfidf_vocab.json"), f("idf.npy")), snippets: loadAttributeSnippets(f("attribute_snippets.json")) };
+}
+
+/**
+ * GLUE-style tasks along the stream: the unedited model's scores (`<out>/glue/base_glue.json`, reused by a
+ * rerun) and a checkpoint hook that scores a method's model and writes `<out>/glue/<method>_<edits>_glue.json`
+ * with the per-item generations.
+ */
+async function prepareGlue(g: NonNullable<BenchmarkOptions["glue"]>, model: string, out: string, protocol: Protocol, log: (m: string) => void): Promise<{ atCheckpoint: (m: LanguageModel, edits: number, method: MethodName) => Record<string, number>; notes: string[] }> {
+  if (protocol === "single") throw new DeltaEditError("E_ARG", "bench: the GLUE-style tasks measure a model along a stream; protocol single restores the unedited weights after every record", { hint: "use protocol checkpoints, end or immediate" });
+  const data = readGlueData(g.data, { ...(g.tasks ? { tasks: g.tasks } : {}), ...(g.items !== undefined ? { items: g.items } : {}) });
+  const dir = path.join(out, "glue");
+  fs.mkdirSync(dir, { recursive: true });
+  const baseFile = path.join(dir, "base_glue.json");
+  let base: GlueResult;
+  if (fs.existsSync(baseFile)) base = (JSON.parse(fs.readFileSync(baseFile, "utf8")) as { results: GlueResult }).results;
+  else {
+    log("bench: GLUE-style tasks on the unedited model");
+    const r = runGlue(await LanguageModel.load(model), data, { log });
+    base = r.results;
+    writeJsonAtomic(baseFile, { edit_num: -1, results: r.results, items: r.items });
+  }
+  const notes = [`GLUE-style tasks, unedited model (F1 ×100): ${Object.entries(base).map(([t, x]) => `${t} ${(100 * x.f1).toFixed(1)}`).join(", ")}; files in glue/`];
+  const atCheckpoint = (m: LanguageModel, edits: number, method: MethodName): Record<string, number> => {
+    if (g.at && !g.at.includes(edits)) return {};
+    const r = runGlue(m, data, { log });
+    writeJsonAtomic(path.join(dir, `${method}_${edits}_glue.json`), { edit_num: edits, results: r.results, items: r.items });
+    return Object.fromEntries(Object.entries(glueMetrics(r.results)).filter(([k]) => /_f1$/.test(k)));
+  };
+  return { atCheckpoint, notes };
 }

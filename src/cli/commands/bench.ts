@@ -26,6 +26,8 @@ export interface BenchInvocation {
   neighborhood: NeighborhoodMode;
   preset?: string;
   sets: Partial<Record<MethodName, Record<string, unknown>>>;
+  /** General-ability tasks along the stream. */
+  glue?: { data: string; at?: number[] };
   /** Per method, an EasyEdit / official-repository hparams file. */
   hparams?: Partial<Record<MethodName, string>>;
   statsCorpus?: string;
@@ -62,6 +64,7 @@ export async function invokeBench(inv: BenchInvocation, io: CliIO): Promise<numb
     ...(inv.controlFacts ? { controlFacts: inv.controlFacts } : {}),
     ...(inv.fluency ? { fluency: true } : {}),
     ...(inv.tfidfDir ? { tfidfDir: inv.tfidfDir } : {}),
+    ...(inv.glue ? { glue: inv.glue } : {}),
     log: (m) => {
       progress.done();
       log(m);
@@ -140,6 +143,8 @@ export const command: CommandSpec = {
     seed: { type: "number", description: "seed of every session (and of the fluency generations)", default: 0, valueName: "S" },
     fluency: { type: "boolean", description: "also score fluency (n-gram entropy of 10 seeded generations per case; slow)" },
     "tfidf-dir": { type: "string", description: "with --fluency: directory with tfidf_vocab.json, idf.npy, attribute_snippets.json for the consistency score", valueName: "DIR" },
+    glue: { type: "string", description: "general-ability task directory (docs/glue.md): scored on the unedited model and at the checkpoints; results in glue/ and as glue_<task>_f1", valueName: "DIR" },
+    "glue-at": { type: "string", description: "with --glue: only at these checkpoint counts, e.g. 200,1000", valueName: "LIST" },
     threads: { type: "number", description: "compute threads", valueName: "N" },
     json: { type: "boolean", description: "print results.json on stdout" },
   },
@@ -182,6 +187,9 @@ export const command: CommandSpec = {
     if (bool(args, "fluency")) inv.fluency = true;
     const td = str(args, "tfidf-dir");
     if (td) inv.tfidfDir = td;
+    const glue = str(args, "glue");
+    if (glue) inv.glue = { data: glue, ...(str(args, "glue-at") ? { at: intList(str(args, "glue-at")!, "glue-at") } : {}) };
+    else if (str(args, "glue-at")) throw new DeltaEditError("E_USAGE", "bench: --glue-at needs --glue DIR");
     const cf = str(args, "control-facts");
     if (cf) inv.controlFacts = cf;
     return invokeBench(inv, io);

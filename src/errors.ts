@@ -23,6 +23,7 @@ export type ErrorCode =
   | "E_IO" // a write failed or was short (full disk, permissions)
   | "E_USAGE"; // bad command-line usage
 
+/** The one error class of deltaedit: a stable `code`, a message naming the file, tensor, field or request at fault, an optional `hint`, and `context`. */
 export class DeltaEditError extends Error {
   readonly code: ErrorCode;
   readonly hint: string | undefined;
@@ -37,6 +38,7 @@ export class DeltaEditError extends Error {
   }
 }
 
+/** True when `e` is a `DeltaEditError`. */
 export function isDeltaEditError(e: unknown): e is DeltaEditError {
   return e instanceof DeltaEditError;
 }

@@ -14,6 +14,7 @@ import { DeltaEditError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
 import { METHOD_NAMES, type MethodName } from "./methods/method.js";
 
+/** Hyperparameters per method for one model shape. */
 export interface Preset {
   name: string;
   description: string;
@@ -55,6 +56,7 @@ function memitFamilies(layers: number[], lossLayer: number, o: FamilySettings = 
 
 const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 
+/** The built-in presets (the papers' gpt2-xl and llama3-8b, ours for other shapes and the bundled models). */
 export const PRESETS: readonly Preset[] = [
   {
     name: "gpt2-xl",
@@ -143,6 +145,7 @@ export const PRESETS: readonly Preset[] = [
   },
 ];
 
+/** The built-in preset named `name` (E_CONFIG with the known names otherwise). */
 export function presetByName(name: string): Preset {
   const p = PRESETS.find((x) => x.name === name);
   if (!p) throw new DeltaEditError("E_CONFIG", `unknown preset "${name}"`, { hint: `known presets: ${PRESETS.map((x) => x.name).join(", ")}` });

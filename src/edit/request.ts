@@ -1,14 +1,17 @@
 /**
  * Edit requests: `{prompt (with "{}" for the subject), subject, targetNew, targetTrue?}`.
- * Accepted inputs: CounterFact / MultiCounterFact records (`requested_rewrite`), and a simple
+ * Accepted inputs: CounterFact / MultiCounterFact records (`requested_rewrite`), EasyEdit / KnowEdit
+ * flattened records and ZsRE records (the subject filled into the prompt: recordFormats.ts), and a simple
  * JSONL form `{"prompt": "...{}...", "subject": "...", "target_new": "..." | {"str": "..."},
  * "target_true"?: ..., "case_id"?: ...}`. A malformed record is rejected with a message naming
  * the record (case_id or index) and the field; the others go on (spec §3.1, evaluation §1.2).
  */
 import fs from "node:fs";
 import { DeltaEditError } from "../errors.js";
+import { simpleRequestFields } from "./recordFormats.js";
 import { checkFieldLength, checkFileSize, REQUEST_LIMITS } from "./requestLimits.js";
 
+/** An edit request: insert `targetNew` as the object of `prompt` (with "{}" for the subject) about `subject`. */
 export interface EditRequest {
   caseId: string; // case_id as given, or the record's index
   index: number; // position in the input stream
@@ -19,6 +22,7 @@ export interface EditRequest {
   relationId: string | null;
 }
 
+/** A request or record not used: its position, case id, the field at fault and why. */
 export interface Rejection {
   caseId: string;
   index: number;
@@ -26,6 +30,7 @@ export interface Rejection {
   message: string;
 }
 
+/** Parsed requests and the rejected ones. */
 export interface ParsedRequests {
   requests: EditRequest[];
   rejected: Rejection[];
@@ -59,11 +64,16 @@ export function parseRequest(rec: unknown, index: number): EditRequest {
   if (!rec || typeof rec !== "object" || Array.isArray(rec)) throw new DeltaEditError("E_REQUEST", `request #${index}: not a JSON object`, { context: { index, field: "(record)" } });
   const r = rec as Record<string, unknown>;
   const caseId = caseIdOf(r["case_id"], index);
-  const src = (r["requested_rewrite"] && typeof r["requested_rewrite"] === "object" ? r["requested_rewrite"] : r) as Record<string, unknown>;
   const where = `request #${index} (case_id ${caseId})`;
   const fail = (field: string, msg: string): never => {
     throw new DeltaEditError("E_REQUEST", `${where}: field "${field}" ${msg}`, { context: { index, caseId, field } });
   };
+  // EasyEdit / KnowEdit / ZsRE records (subject filled into the prompt) become the simple form (recordFormats.ts)
+  const flat = simpleRequestFields(r);
+  if (flat !== null && "message" in flat) {
+    throw new DeltaEditError("E_REQUEST", `${where}: ${flat.message}`, { context: { index, caseId, field: flat.field } });
+  }
+  const src = (flat ?? (r["requested_rewrite"] && typeof r["requested_rewrite"] === "object" ? r["requested_rewrite"] : r)) as Record<string, unknown>;
   for (const field of ["prompt", "subject"]) if (typeof src[field] === "string") checkFieldLength(where, field, src[field] as string, { index, caseId });
   for (const field of ["target_new", "target_true"]) {
     const t = targetString(src[field]);
@@ -154,9 +164,12 @@ export function spacedTarget(target: string): string {
 
 /** Minimal tokenizer surface needed here (avoids importing the model layer's type into callers). */
 export interface TargetTokenizer {
+  /** Token ids of `text`. */
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
+  /** Text of `ids`. */
   decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string;
   readonly bosTokenId: number | null;
+  /** The id of token string `t`. */
   tokenToId(t: string): number | undefined;
 }
 

@@ -19,6 +19,7 @@ import type { Rng } from "../util/rng.js";
 
 export const SEED_WORDS: readonly string[] = ["The", "Therefore", "Because", "I", "You"];
 
+/** The context templates a session generated (MEMIT family groups, ROME list). */
 export interface ContextTemplates {
   /** MEMIT family groups: [["{}"], [t1..t5]]. */
   memit: string[][];

@@ -34,6 +34,7 @@ import type { BenchCheckpoint, BenchMethod, BenchReport, MetricStat } from "./re
 import { writeHtmlReport } from "./report/html.js";
 import { writeResultsJson } from "./report/json.js";
 
+/** How a bench scores the stream (see `checkpointSchedule`). */
 export type Protocol = "checkpoints" | "end" | "immediate" | "single";
 
 export interface BenchOptions {
@@ -58,6 +59,10 @@ export interface BenchOptions {
   heldOutText?: string[];
   controlFacts?: Fact[];
   codeVersion: string;
+  /** Extra scores of a method's model at a checkpoint (e.g. the GLUE-style tasks), reported as metrics (mean, std 0). */
+  checkpointMetrics?: (model: LanguageModel, edits: number, method: MethodName) => Record<string, number>;
+  /** Lines for the report's notes. */
+  notes?: string[];
   log: (msg: string) => void;
   onProgress?: (p: { method: string; done: number; total: number; phase: "edit" | "eval"; detail: string }) => void;
 }
@@ -193,6 +198,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     modes: { ...(o.generation ? { fluency: "top-k 5, 100 tokens, one seeded generator per case", consistency: o.generation.tfidf ? "TF-IDF (reference vocabulary and idf)" : "off (no TF-IDF files)" } : {}), neighborhood: kind === "zsre" ? "ground truth (ZsRE)" : o.neighborhoodMode, success: "larger = p(new) > p(true); top = argmax", noise: "final, solver keys, request level, last edited layer" },
     seeds: { session: o.seed, ...(o.generation ? { generation: o.generation.seed } : {}) },
     methods,
+    ...(o.notes && o.notes.length > 0 ? { notes: o.notes } : {}),
   };
   writeResultsJson(path.join(o.outDir, "results.json"), report);
   writeHtmlReport(path.join(o.outDir, "report.html"), report);
@@ -238,6 +244,7 @@ function checkpointOf(s: EditSession, results: readonly CaseResult[], edits: num
   }
   if (o.heldOutText && o.heldOutText.length > 0) metrics["general_perplexity"] = { mean: perplexity(s.model, o.heldOutText).perplexity, std: 0 };
   if (o.controlFacts && o.controlFacts.length > 0) metrics["general_fact_accuracy"] = { mean: 100 * factAccuracy(s.model, o.controlFacts).accuracy, std: 0 };
+  if (o.checkpointMetrics) for (const [k, v] of Object.entries(o.checkpointMetrics(s.model, edits, s.manifest.method))) metrics[k] = { mean: v, std: 0 };
   const cp: BenchCheckpoint = { edits, metrics, seconds };
   const layers = editedLayers(s);
   const hasFactors = s.journal.some((r) => r.kind === "batch" && r.updates.some((u) => u.tensors.includes("influence")));

@@ -28,10 +28,13 @@ import { DeltaEditError } from "../errors.js";
 import * as ops from "../kernels/ops.js";
 import type { LayerUpdate } from "../edit/methods/method.js";
 
+/** Which update the noise is measured against: the final accumulated one, or each prefix. */
 export type NoiseVariant = "final" | "prefix";
+/** Noise per request or per target-optimisation step. */
 export type NoiseLevel = "request" | "step";
 /** Which keys k_i are scored: recorded solver keys, the monitor's bare-prompt key, or keys recomputed on the edited model. */
 export type NoiseKey = "solver" | "bare-prompt" | "recomputed-on-final-model";
+/** How the noise was computed: from the recorded factors, or step-level without decomposition. */
 export type NoiseRoute = "factors" | "step-level, no decomposition";
 
 /** Growable row store: rows of `width` float32 values. */

@@ -72,6 +72,7 @@ export interface NativeAddon {
     qRS: number, qBS: number, kRS: number, kBS: number, vRS: number, vBS: number): void;
 }
 
+/** Where OPENBLAS_CORETYPE came from: the environment, chosen from the CPU features, or left to OpenBLAS. */
 export type CoreTypeSource = "env" | "auto" | "default";
 
 export interface LoadedNative {

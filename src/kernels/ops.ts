@@ -116,6 +116,7 @@ function span(rows: number, cols: number, ld: number): number {
 // ---------------------------------------------------------------------------------------------
 // Threads and BLAS info
 
+/** Set the compute threads (BLAS and the fused kernels). */
 export function setThreads(n: number): void {
   if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 1024) {
     throw argError("setThreads", "n", `expected an integer in [1, 1024], got ${describe(n)}`);
@@ -123,6 +124,7 @@ export function setThreads(n: number): void {
   native().setThreads(n);
 }
 
+/** The compute threads in use. */
 export function getThreads(): number {
   return native().getThreads();
 }
@@ -139,6 +141,7 @@ export function getKernelThreads(): number {
   return native().getKernelThreads();
 }
 
+/** What `blasInfo` reports. */
 export interface BlasInfo {
   library: string; // e.g. "OpenBLAS 0.3.21"
   config: string; // openblas_get_config()
@@ -148,6 +151,7 @@ export interface BlasInfo {
   kernelThreads: number; // fused-kernel (OpenMP) threads
 }
 
+/** The BLAS library, its configuration and kernel family, and the thread counts in use. */
 export function blasInfo(): BlasInfo {
   const { addon, coreTypeSource } = loadNative();
   const raw = addon.blasInfo();

@@ -6,6 +6,7 @@
 import { DeltaEditError } from "../errors.js";
 import type { BatchShape } from "./arch/architecture.js";
 
+/** Token ids of B rows of T positions, with each row's length. */
 export interface Batch {
   ids: Int32Array; // (B·T) right-padded
   B: number;
@@ -20,6 +21,7 @@ export interface Position {
   pos: number;
 }
 
+/** A right-padded (B, T) batch of token sequences (`padId` after each row's end). */
 export function makeBatch(seqs: readonly (readonly number[])[], padId: number, vocab?: number): Batch {
   if (seqs.length === 0) throw new DeltaEditError("E_ARG", "makeBatch: empty batch (no sequences)");
   const B = seqs.length;

@@ -15,6 +15,7 @@ import { readModelConfig, type ModelConfig } from "./config.js";
 import { unsafeRelativePathReason } from "./relpath.js";
 import { SafetensorsFile } from "./safetensors.js";
 
+/** A model's identity: a fingerprint hash, its type and its weight files. */
 export interface ModelIdentity {
   /**
    * sha256 fingerprint (hex) of config.json, every weight file's name, size and header, and
@@ -28,6 +29,7 @@ export interface ModelIdentity {
   files: { name: string; bytes: number }[];
 }
 
+/** One tensor of a checkpoint: name, dtype, shape and the file holding it. */
 export interface CheckpointTensorInfo {
   name: string;
   dtype: string;
@@ -36,17 +38,25 @@ export interface CheckpointTensorInfo {
   file: string;
 }
 
+/** A Hugging Face checkpoint directory opened for reading (safetensors, sharded or not). */
 export interface Checkpoint {
   dir: string;
   config: ModelConfig;
+  /** Every tensor name. */
   names(): string[];
+  /** Whether the checkpoint holds tensor `name`. */
   has(name: string): boolean;
+  /** Dtype, shape and file of tensor `name`. */
   info(name: string): CheckpointTensorInfo;
+  /** Read tensor `name` as float32 into `out` (its element count). */
   readInto(name: string, out: Float32Array): void;
+  /** Read tensor `name` as float32. */
   read(name: string): Float32Array;
   /** Weight files relative to `dir`, sorted. */
   weightFiles(): string[];
+  /** The model's fingerprint and files. */
   identity(): ModelIdentity;
+  /** Close the weight files. */
   close(): void;
 }
 

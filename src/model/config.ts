@@ -17,12 +17,15 @@ import { DeltaEditError } from "../errors.js";
 import { brief, readBoundedJson } from "./boundedjson.js";
 import { LIMITS, limitError, type LimitName } from "./limits.js";
 
+/** Architecture family: GPT-2 blocks or Llama-style blocks (Llama, Mistral, Qwen2). */
 export type Family = "gpt2" | "llama";
 
+/** RoPE frequency scaling from config.json `rope_scaling` (Llama 3 or linear). */
 export type RopeScaling =
   | { type: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
   | { type: "linear"; factor: number };
 
+/** The fields of config.json deltaedit uses, normalised across model families. */
 export interface ModelConfig {
   family: Family;
   /** config.json `model_type`: gpt2 | llama | mistral | qwen2 */

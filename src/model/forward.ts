@@ -69,6 +69,7 @@ export class ForwardWorkspace {
   }
 }
 
+/** Hidden states to read (keys, values, block outputs) at the given layers and positions. */
 export interface TapRequest {
   layers: number[];
   at: Position[];
@@ -78,6 +79,7 @@ export interface TapRequest {
   attn?: boolean; // the attention sublayer's output (before it is added to the residual)
 }
 
+/** Hidden states read by a forward pass, per layer. */
 export interface Taps {
   key: Map<number, Float32Array>; // layer → (P, F)
   value: Map<number, Float32Array>; // layer → (P, C)
@@ -90,6 +92,7 @@ export type PatchKind = "block" | "mlp" | "attn";
 
 export const PATCH_KINDS: readonly PatchKind[] = ["block", "mlp", "attn"];
 
+/** Hidden states replaced during a forward pass (causal tracing). */
 export interface Patch {
   layer: number; // block index; "block" also accepts startLayer − 1 (−1: the embeddings)
   kind: PatchKind;
@@ -97,12 +100,14 @@ export interface Patch {
   values: Float32Array; // (at.length, C): at[i] receives values[i·C .. (i+1)·C)
 }
 
+/** A vector δ (C) added to block `layer`'s output at the given positions. */
 export interface Injection {
   layer: number;
   vector: Float32Array; // (C)
   at: Position[];
 }
 
+/** Options of `forward`: the blocks to run, positions whose logits to return, taps, injections, patches. */
 export interface ForwardOptions {
   startLayer?: number; // first block to run (default 0)
   startHidden?: Float32Array; // (BT, C) input of block `startLayer` (required when startLayer > 0)
@@ -118,6 +123,7 @@ export interface ForwardOptions {
   workspace?: ForwardWorkspace;
 }
 
+/** What `forward` returns: logits at the requested positions, taps, and the saved activations. */
 export interface ForwardResult {
   logits: Float32Array | null; // (P, V)
   logitPositions: Position[];
@@ -140,6 +146,7 @@ export interface SavedForward {
   injection: Injection | null;
 }
 
+/** Options of `backward`: which gradients to compute. */
 export interface BackwardOptions {
   /** Return dLoss/dδ for the forward's injection. */
   injection?: boolean;
@@ -149,11 +156,13 @@ export interface BackwardOptions {
   into?: ParamStore;
 }
 
+/** What `backward` returns: the gradient w.r.t. the injected vector and/or the parameters. */
 export interface BackwardResult {
   dInjection: Float32Array | null; // (C)
   grads: ParamStore | null;
 }
 
+/** Run the model's blocks over a batch: logits at chosen positions, taps, injections, patches; saves what `backward` needs. */
 export function forward(model: LanguageModel, batch: Batch, opts: ForwardOptions = {}): ForwardResult {
   const arch = model.arch;
   const N = arch.numLayers;

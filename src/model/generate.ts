@@ -11,6 +11,7 @@ import type { BatchShape, BlockActs, KVCacheLayer } from "./arch/architecture.js
 import { linearForward } from "./linear.js";
 import type { LanguageModel } from "./model.js";
 
+/** Options of `generate`: token count, greedy or seeded top-k sampling, EOS handling. */
 export interface GenerateOptions {
   maxNewTokens: number;
   /** Greedy when absent; otherwise top-k sampling with this k. */

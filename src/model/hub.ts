@@ -27,6 +27,7 @@ import { brief, readBoundedJson } from "./boundedjson.js";
 import { LIMITS, limitError } from "./limits.js";
 import { unsafeRelativePathReason } from "./relpath.js";
 
+/** Options of `resolveModelDir`: Hub revision, offline mode, log. */
 export interface ResolveOptions {
   /** Branch, tag or commit hash; default "main". */
   revision?: string;

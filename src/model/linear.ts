@@ -7,6 +7,7 @@
  */
 import * as ops from "../kernels/ops.js";
 
+/** Storage layout of a linear weight: "out_in" (PyTorch Linear) or "in_out" (GPT-2 Conv1D). */
 export type Layout = "out_in" | "in_out";
 
 export interface LinearRef {

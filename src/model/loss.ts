@@ -7,6 +7,7 @@
 import * as ops from "../kernels/ops.js";
 import { DeltaEditError } from "../errors.js";
 
+/** A loss value and its gradient w.r.t. the logits. */
 export interface LossWithGrad {
   loss: number;
   dlogits: Float32Array; // (P, V), dLoss/dlogits

@@ -16,6 +16,7 @@ import { planParameterLoad } from "./loadplan.js";
 import { ParamStore, numel } from "./params.js";
 import { checkTokenizerFitsVocab, loadTokenizer, type TextTokenizer } from "./tokenizer.js";
 
+/** Options of loading weights from a checkpoint. */
 export interface CheckpointLoadOptions {
   /**
    * Accept weights holding NaN or ±Inf. Default false: the first such tensor is an E_CHECKPOINT
@@ -23,9 +24,11 @@ export interface CheckpointLoadOptions {
    * each such tensor is still reported through `log`.
    */
   allowNonFinite?: boolean;
+  /** Progress and warnings (default: discarded). */
   log?: (msg: string) => void;
 }
 
+/** Options of `LanguageModel.load`. */
 export interface LoadOptions extends CheckpointLoadOptions {
   /** Skip the tokenizer (weights-only use). */
   noTokenizer?: boolean;
@@ -33,6 +36,7 @@ export interface LoadOptions extends CheckpointLoadOptions {
   revision?: string;
 }
 
+/** A loaded causal language model (GPT-2 or Llama family): config, float32 weights, tokenizer, architecture. */
 export class LanguageModel {
   readonly arch: Architecture;
 

@@ -65,6 +65,7 @@ const READ_CHUNK_BYTES = 1 << 30;
 /** Size of the temporary buffer used to convert F16/BF16/F64 to F32 and F32 to F16/BF16. */
 const CONVERT_CHUNK_BYTES = 4 * 1024 * 1024;
 
+/** One tensor of a safetensors file: name, dtype, shape and byte range. */
 export interface TensorInfo {
   name: string;
   dtype: SafetensorsDtype;
@@ -155,10 +156,12 @@ export class SafetensorsFile {
     return [...this.tensors.keys()];
   }
 
+  /** Whether the file holds tensor `name`. */
   has(name: string): boolean {
     return this.tensors.has(name);
   }
 
+  /** Dtype, shape and byte range of tensor `name`. */
   info(name: string): TensorInfo {
     const t = this.tensors.get(name);
     if (t === undefined) {
@@ -231,6 +234,7 @@ export class SafetensorsFile {
     return out;
   }
 
+  /** Close the file. */
   close(): void {
     if (this.fd !== null) {
       fs.closeSync(this.fd);
@@ -366,6 +370,7 @@ function parseEntry(file: string, name: string, entry: unknown, dataStart: numbe
 // ---------------------------------------------------------------------------------------------
 // Writer
 
+/** A float32 tensor to write, with its storage dtype. */
 export interface TensorToWrite {
   name: string;
   shape: number[];

@@ -19,6 +19,7 @@ import { DeltaEditError } from "../errors.js";
 import { brief, readBoundedJson } from "./boundedjson.js";
 import { LIMITS, limitError } from "./limits.js";
 
+/** A tokenizer loaded from tokenizer.json (byte-level BPE, sentencepiece-style BPE). */
 export interface TextTokenizer {
   /** Token ids of `text`; `addSpecialTokens` (default true) applies the tokenizer's post-processor. */
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
@@ -32,7 +33,9 @@ export interface TextTokenizer {
   readonly padTokenId: number;
   /** Whether `encode` with special tokens prepends BOS. */
   readonly addsBos: boolean;
+  /** The token string of `id`. */
   idToToken(id: number): string | undefined;
+  /** The id of token string `t`. */
   tokenToId(t: string): number | undefined;
 }
 

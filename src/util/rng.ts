@@ -26,6 +26,7 @@ export class Rng {
     if ((this.s[0]! | this.s[1]! | this.s[2]! | this.s[3]!) === 0) this.s[0] = 1;
   }
 
+  /** A generator continuing from a state saved with `state()`. */
   static fromState(state: readonly number[]): Rng {
     if (state.length !== 4) throw new RangeError(`Rng.fromState: expected 4 state words, got ${state.length}`);
     const r = new Rng(0);

@@ -2,23 +2,15 @@ import fs from "node:fs";
 import path from "node:path";
 import { DeltaEditError } from "../../errors.js";
 import { METHOD_NAMES, type MethodName } from "../../edit/methods/method.js";
-import { runBench, type Protocol } from "../../eval/bench.js";
-import { datasetFileName, ensureDataset } from "../../eval/datasets/download.js";
-import { loadDataset } from "../../eval/datasets/load.js";
+import { readHparamsFile } from "../../edit/hparams.js";
+import type { Protocol } from "../../eval/bench.js";
+import { benchmark } from "../../eval/benchmark.js";
 import type { DatasetKind } from "../../eval/datasets/record.js";
 import type { NeighborhoodMode } from "../../eval/metrics/counterfact.js";
-import type { Fact } from "../../eval/metrics/general.js";
-import { loadAttributeSnippets, loadTfidf, type AttributeSnippets, type TfidfModel } from "../../eval/metrics/consistency.js";
 import { renderSummaryTable } from "../../eval/report/table.js";
-import { resolveModelDir } from "../../model/hub.js";
-import { loadTokenizer } from "../../model/tokenizer.js";
-import { readModelConfig } from "../../model/config.js";
-import { recordsThatFit } from "../../eval/datasets/fit.js";
 import * as ops from "../../kernels/ops.js";
 import { bool, intList, num, str, type CliIO, type CommandSpec, type ParsedArgs } from "../args.js";
 import { ProgressLine, formatDuration } from "../progress.js";
-import { packageVersion } from "../version.js";
-import { prepareSecondMoments } from "./_stats.js";
 
 export interface BenchInvocation {
   model: string;
@@ -34,6 +26,10 @@ export interface BenchInvocation {
   neighborhood: NeighborhoodMode;
   preset?: string;
   sets: Partial<Record<MethodName, Record<string, unknown>>>;
+  /** General-ability tasks along the stream. */
+  glue?: { data: string; at?: number[] };
+  /** Per method, an EasyEdit / official-repository hparams file. */
+  hparams?: Partial<Record<MethodName, string>>;
   statsCorpus?: string;
   heldOut?: string;
   controlFacts?: string;
@@ -43,54 +39,32 @@ export interface BenchInvocation {
   tfidfDir?: string;
 }
 
-function inferKind(file: string): DatasetKind {
-  const b = path.basename(file).toLowerCase();
-  if (b.includes("zsre")) return "zsre";
-  if (b === "counterfact.json") return "cf";
-  return "mcf";
-}
-
-/** Run a bench from a parsed invocation (shared by `bench` and `demo`). */
+/** Run a bench from a parsed invocation (shared by `bench` and `demo`): `benchmark` plus progress and a table. */
 export async function invokeBench(inv: BenchInvocation, io: CliIO): Promise<number> {
   const log = (m: string): void => io.err(m + "\n");
-  const modelDir = await resolveModelDir(inv.model, { log });
-  let file = inv.dataset;
-  if (!fs.existsSync(file)) {
-    const known: Record<string, DatasetKind> = { mcf: "mcf", multi_counterfact: "mcf", cf: "cf", counterfact: "cf", zsre: "zsre" };
-    const k = known[inv.dataset];
-    if (!k) throw new DeltaEditError("E_NOT_FOUND", `bench: dataset file ${inv.dataset} does not exist`, { hint: "give a path, or one of: mcf, counterfact, zsre (downloaded into the cache)" });
-    inv.kind ??= k;
-    file = await ensureDataset(datasetFileName(k), { log });
-  }
-  const kind = inv.kind ?? inferKind(file);
-  const tok = loadTokenizer(modelDir);
-  const loaded = loadDataset(kind, file, { tokenizer: tok, size: inv.edits });
-  const fit = recordsThatFit(loaded.records, tok, readModelConfig(modelDir).maxPositions);
-  const ds = { ...loaded, records: fit.records, rejected: [...loaded.rejected, ...fit.rejected] };
-  for (const r of ds.rejected) log(`rejected: ${r.message}`);
-  const heldOut = inv.heldOut ? fs.readFileSync(inv.heldOut, "utf8").split("\n").filter((l) => l.trim().length > 0) : undefined;
-  const facts = inv.controlFacts ? fs.readFileSync(inv.controlFacts, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as Fact) : undefined;
   const progress = new ProgressLine(io, "bench");
   const t0 = performance.now();
-  const report = await runBench({
-    modelSource: inv.model,
-    records: ds.records,
-    datasetName: path.basename(file),
+  const report = await benchmark({
+    model: inv.model,
+    dataset: inv.dataset,
+    ...(inv.kind ? { datasetKind: inv.kind } : {}),
     methods: inv.methods,
-    edits: Math.min(inv.edits, ds.records.length),
+    edits: inv.edits,
     batchSize: inv.batch,
     protocol: inv.protocol,
     ...(inv.checkpoints ? { checkpoints: inv.checkpoints } : {}),
-    outDir: inv.out,
+    out: inv.out,
     seed: inv.seed,
-    neighborhoodMode: kind === "zsre" ? "standard" : inv.neighborhood,
+    neighborhood: inv.neighborhood,
     ...(inv.preset ? { preset: inv.preset } : {}),
-    overrides: inv.sets,
-    secondMoments: (m, layers) => prepareSecondMoments(m, layers, inv.statsCorpus ? { corpus: inv.statsCorpus } : {}, log),
-    ...(heldOut ? { heldOutText: heldOut } : {}),
-    ...(inv.fluency ? { generation: generationInputs(inv, log) } : {}),
-    ...(facts ? { controlFacts: facts } : {}),
-    codeVersion: packageVersion(),
+    ...(inv.hparams ? { hparams: inv.hparams } : {}),
+    params: inv.sets,
+    stats: inv.statsCorpus ? { corpus: inv.statsCorpus } : {},
+    ...(inv.heldOut ? { heldOut: inv.heldOut } : {}),
+    ...(inv.controlFacts ? { controlFacts: inv.controlFacts } : {}),
+    ...(inv.fluency ? { fluency: true } : {}),
+    ...(inv.tfidfDir ? { tfidfDir: inv.tfidfDir } : {}),
+    ...(inv.glue ? { glue: inv.glue } : {}),
     log: (m) => {
       progress.done();
       log(m);
@@ -111,14 +85,27 @@ export async function invokeBench(inv: BenchInvocation, io: CliIO): Promise<numb
   return 0;
 }
 
-function generationInputs(inv: BenchInvocation, log: (m: string) => void): { seed: number; tfidf?: TfidfModel; snippets?: AttributeSnippets } {
-  if (!inv.tfidfDir) return { seed: inv.seed };
-  const f = (n: string): string => path.join(inv.tfidfDir!, n);
-  for (const n of ["tfidf_vocab.json", "idf.npy", "attribute_snippets.json"]) {
-    if (!fs.existsSync(f(n))) throw new DeltaEditError("E_NOT_FOUND", `bench: --tfidf-dir ${inv.tfidfDir} has no ${n}`, { hint: "download tfidf_vocab.json, idf.npy and attribute_snippets.json (evaluation spec §1.1) into that directory" });
+/** `--hparams METHOD=FILE` or `--hparams FILE` (method from its alg_name, or the only method benched). */
+function parseHparams(a: ParsedArgs, methods: readonly MethodName[]): Partial<Record<MethodName, string>> {
+  const out: Partial<Record<MethodName, string>> = {};
+  const list = a["hparams"];
+  for (const s of Array.isArray(list) ? list : []) {
+    const m = /^([a-z]+)=(.+)$/.exec(s);
+    let method: MethodName;
+    let file: string;
+    if (m && METHOD_NAMES.includes(m[1] as MethodName)) {
+      method = m[1] as MethodName;
+      file = m[2]!;
+    } else {
+      file = s;
+      const named = readHparamsFile(file).method; // throws (naming the file) when it names no method
+      method = named;
+    }
+    if (!methods.includes(method)) throw new DeltaEditError("E_USAGE", `bench: --hparams ${s} is for ${method}, which is not in --methods ${methods.join(",")}`);
+    if (out[method] !== undefined) throw new DeltaEditError("E_USAGE", `bench: two --hparams files for ${method}`);
+    out[method] = file;
   }
-  log("bench: loading TF-IDF model and attribute snippets for the consistency score");
-  return { seed: inv.seed, tfidf: loadTfidf(f("tfidf_vocab.json"), f("idf.npy")), snippets: loadAttributeSnippets(f("attribute_snippets.json")) };
+  return out;
 }
 
 function parseMethodSets(a: ParsedArgs): Partial<Record<MethodName, Record<string, unknown>>> {
@@ -138,8 +125,8 @@ export const command: CommandSpec = {
   usage: "deltaedit bench --model DIR --dataset FILE --methods memit,alphaedit,deltaedit --edits N [--batch B] [--protocol checkpoints|end|immediate|single] [--out DIR]",
   options: {
     model: { type: "string", description: "model directory or Hub repo id", required: true, valueName: "DIR|REPO" },
-    dataset: { type: "string", description: "CounterFact / MultiCounterFact / ZsRE file (official formats) or JSONL; or mcf|counterfact|zsre to download", required: true, valueName: "FILE" },
-    "dataset-kind": { type: "string", description: "cf, mcf or zsre (default: from the file name)", valueName: "KIND" },
+    dataset: { type: "string", description: "CounterFact / MultiCounterFact / ZsRE file (official formats), EasyEdit / KnowEdit JSON, or JSONL (format read from the fields); or mcf|counterfact|zsre to download", required: true, valueName: "FILE" },
+    "dataset-kind": { type: "string", description: "cf, mcf or zsre (default: from the records' fields)", valueName: "KIND" },
     methods: { type: "string", description: `comma-separated: ${METHOD_NAMES.join(", ")}`, default: "memit,alphaedit,deltaedit", valueName: "LIST" },
     edits: { type: "number", description: "number of requests in the stream (first N records, file order)", required: true, valueName: "N" },
     batch: { type: "number", description: "requests per batch", default: 1, valueName: "B" },
@@ -148,6 +135,7 @@ export const command: CommandSpec = {
     out: { type: "string", description: "output directory (sessions, per-case records, results.json, report.html); rerun to resume", default: "runs/bench", valueName: "DIR" },
     neighborhood: { type: "string", description: "neighborhood reference: standard (target_true) or deltaedit (unedited model's greedy tokens)", default: "standard", valueName: "MODE" },
     preset: { type: "string", description: "hyperparameter preset name or preset JSON file (e.g. from deltaedit trace --suggest; default: matched to the model)", valueName: "NAME|FILE.json" },
+    hparams: { type: "list", description: "EasyEdit / official-repository hyperparameter file (YAML or JSON) for one method: METHOD=FILE, or FILE naming its method (alg_name); repeatable (docs/hparams.md)", valueName: "[M=]FILE" },
     set: { type: "list", description: "per-method override, e.g. --set deltaedit.varMultiplier=3 (repeatable)", valueName: "M.KEY=VALUE" },
     "stats-corpus": { type: "string", description: "corpus for covariance statistics when none are shipped with the model", valueName: "FILE|DIR" },
     heldout: { type: "string", description: "held-out text (one document per line) for the perplexity check", valueName: "FILE" },
@@ -155,6 +143,8 @@ export const command: CommandSpec = {
     seed: { type: "number", description: "seed of every session (and of the fluency generations)", default: 0, valueName: "S" },
     fluency: { type: "boolean", description: "also score fluency (n-gram entropy of 10 seeded generations per case; slow)" },
     "tfidf-dir": { type: "string", description: "with --fluency: directory with tfidf_vocab.json, idf.npy, attribute_snippets.json for the consistency score", valueName: "DIR" },
+    glue: { type: "string", description: "general-ability task directory (docs/glue.md): scored on the unedited model and at the checkpoints; results in glue/ and as glue_<task>_f1", valueName: "DIR" },
+    "glue-at": { type: "string", description: "with --glue: only at these checkpoint counts, e.g. 200,1000", valueName: "LIST" },
     threads: { type: "number", description: "compute threads", valueName: "N" },
     json: { type: "boolean", description: "print results.json on stdout" },
   },
@@ -184,6 +174,8 @@ export const command: CommandSpec = {
     };
     const kind = str(args, "dataset-kind");
     if (kind) inv.kind = kind as DatasetKind;
+    const hp = parseHparams(args, inv.methods);
+    if (Object.keys(hp).length > 0) inv.hparams = hp;
     const cps = str(args, "checkpoints");
     if (cps) inv.checkpoints = intList(cps, "checkpoints");
     const preset = str(args, "preset");
@@ -195,6 +187,9 @@ export const command: CommandSpec = {
     if (bool(args, "fluency")) inv.fluency = true;
     const td = str(args, "tfidf-dir");
     if (td) inv.tfidfDir = td;
+    const glue = str(args, "glue");
+    if (glue) inv.glue = { data: glue, ...(str(args, "glue-at") ? { at: intList(str(args, "glue-at")!, "glue-at") } : {}) };
+    else if (str(args, "glue-at")) throw new DeltaEditError("E_USAGE", "bench: --glue-at needs --glue DIR");
     const cf = str(args, "control-facts");
     if (cf) inv.controlFacts = cf;
     return invokeBench(inv, io);

@@ -4,10 +4,9 @@ import { DeltaEditError } from "../../errors.js";
 import { METHOD_NAMES, type MethodName } from "../../edit/methods/method.js";
 import { PRESETS } from "../../edit/presets.js";
 import { readRequestsFile, type ParsedRequests } from "../../edit/request.js";
-import { EditSession } from "../../edit/session/session.js";
-import { packageVersion } from "../version.js";
+import { CLI_STATS_HINT } from "../../edit/statsProvider.js";
+import { Editor, type EditorCreateOptions, type EditorOpenOptions } from "../../eval/editor.js";
 import { bool, num, str, type CliIO, type CommandSpec, type ParsedArgs } from "../args.js";
-import { prepareSecondMoments } from "./_stats.js";
 import { formatDuration, ProgressLine } from "../progress.js";
 import { renderTable } from "../table.js";
 
@@ -25,14 +24,15 @@ function parseSets(a: ParsedArgs): Record<string, unknown> {
 export const command: CommandSpec = {
   name: "edit",
   summary: "apply a stream of edit requests sequentially in a durable, resumable session",
-  usage: "deltaedit edit --model DIR --method NAME --edits FILE --session DIR [--batch N] [--preset NAME|FILE.json] [--set key=value …] [--resume]",
+  usage: "deltaedit edit --model DIR --method NAME --edits FILE --session DIR [--batch N] [--preset NAME|FILE.json] [--hparams FILE.yaml|json] [--set key=value …] [--resume]",
   options: {
     model: { type: "string", description: "model directory or Hub repo id (not needed with --resume)", valueName: "DIR|REPO" },
     method: { type: "string", description: `editing method: ${METHOD_NAMES.join(", ")}`, valueName: "NAME" },
-    edits: { type: "string", description: "edit requests: CounterFact/MultiCounterFact JSON, or JSONL {prompt, subject, target_new}", required: true, valueName: "FILE" },
+    edits: { type: "string", description: "edit requests: CounterFact/MultiCounterFact JSON, EasyEdit/KnowEdit or ZsRE JSON (format read from the fields), or JSONL {prompt, subject, target_new}", required: true, valueName: "FILE" },
     session: { type: "string", description: "session directory (manifest, journal, factors)", required: true, valueName: "DIR" },
     batch: { type: "number", description: "requests per batch (the paper's protocol: 1)", default: 1, valueName: "N" },
     preset: { type: "string", description: `hyperparameter preset (${PRESETS.map((p) => p.name).join(", ")}; or a preset JSON file, e.g. from deltaedit trace --suggest; default: matched to the model's shape)`, valueName: "NAME|FILE.json" },
+    hparams: { type: "string", description: "EasyEdit / official-repository hyperparameter file (YAML or JSON), on top of the preset; names the method if --method is not given (docs/hparams.md)", valueName: "FILE" },
     set: { type: "list", description: "override a hyperparameter, e.g. --set l2=10 --set editLayers=4,5,6 (repeatable)", valueName: "KEY=VALUE" },
     resume: { type: "boolean", description: "continue an interrupted session" },
     "skip-model-check": { type: "boolean", description: "with --resume: replay onto the model without checking its content hash against the session's (needed when the manifest records none; results are only right for the original model)" },
@@ -49,55 +49,56 @@ export const command: CommandSpec = {
     const sessionDir = str(args, "session")!;
     if (sessionDir.trim() === "") throw new DeltaEditError("E_USAGE", "edit: --session must name a directory, got an empty string");
     const statsOpts = { corpus: str(args, "stats-corpus"), samples: num(args, "stats-samples"), maxTokens: num(args, "stats-max-tokens") };
-    const clean = Object.fromEntries(Object.entries(statsOpts).filter(([, v]) => v !== undefined));
-    const factory = (model: Parameters<typeof prepareSecondMoments>[0], layers: readonly number[]) => prepareSecondMoments(model, layers, clean, log);
+    const clean = { ...Object.fromEntries(Object.entries(statsOpts).filter(([, v]) => v !== undefined)), missingHint: CLI_STATS_HINT };
     // the requests are read and validated before a session directory is created or opened
     const parsed = readRequestsFile(str(args, "edits")!);
     for (const r of parsed.rejected) log(`rejected: ${r.message}`);
     if (parsed.requests.length === 0) {
       throw new DeltaEditError("E_REQUEST", `${str(args, "edits")}: none of its ${parsed.rejected.length} record(s) is a valid edit request (see the rejections above)`);
     }
-    let session: EditSession;
+    let editor: Editor;
     const resume = bool(args, "resume");
     if (resume) {
-      const o: Parameters<typeof EditSession.open>[1] = { secondMoments: factory, log, access: "write", command: "edit --resume", skipModelCheck: bool(args, "skip-model-check") };
+      const o: EditorOpenOptions = { stats: clean, log, access: "write", command: "edit --resume", skipModelCheck: bool(args, "skip-model-check") };
       const m = str(args, "model");
-      if (m) o.modelSource = m;
-      session = await EditSession.open(sessionDir, o);
-      for (const k of ["method", "preset", "set", "batch"] as const) if (args[k] !== undefined && k !== "batch") log(`note: --${k} is ignored with --resume (the session's manifest decides)`);
+      if (m) o.model = m;
+      editor = await Editor.open(sessionDir, o);
+      for (const k of ["method", "preset", "hparams", "set", "batch"] as const) if (args[k] !== undefined && k !== "batch") log(`note: --${k} is ignored with --resume (the session's manifest decides)`);
     } else {
       const model = str(args, "model");
       const method = str(args, "method");
+      const hparams = str(args, "hparams");
       if (!model) throw new DeltaEditError("E_USAGE", "edit: --model is required for a new session");
       if (bool(args, "skip-model-check")) throw new DeltaEditError("E_USAGE", "edit: --skip-model-check only applies with --resume (a new session records its model's hash)");
-      if (!method) throw new DeltaEditError("E_USAGE", "edit: --method is required for a new session", { hint: `one of ${METHOD_NAMES.join(", ")}` });
-      if (!METHOD_NAMES.includes(method as MethodName)) throw new DeltaEditError("E_USAGE", `edit: unknown method "${method}"`, { hint: `one of ${METHOD_NAMES.join(", ")}` });
+      if (!method && !hparams) throw new DeltaEditError("E_USAGE", "edit: --method is required for a new session", { hint: `one of ${METHOD_NAMES.join(", ")}` });
+      if (method && !METHOD_NAMES.includes(method as MethodName)) throw new DeltaEditError("E_USAGE", `edit: unknown method "${method}"`, { hint: `one of ${METHOD_NAMES.join(", ")}` });
       if (fs.existsSync(path.join(sessionDir, "manifest.json"))) throw new DeltaEditError("E_USAGE", `edit: ${sessionDir} already holds a session`, { hint: "add --resume to continue it" });
       const batch = num(args, "batch")!;
       if (!Number.isInteger(batch) || batch < 1) throw new DeltaEditError("E_USAGE", `edit: --batch must be a positive integer, got ${batch}`);
-      const so: Parameters<typeof EditSession.create>[0] = { dir: sessionDir, modelSource: model, method: method as MethodName, overrides: parseSets(args), batchSize: batch, seed: num(args, "seed")!, codeVersion: packageVersion(), secondMoments: factory, log };
+      const so: EditorCreateOptions = { dir: sessionDir, model, params: parseSets(args), batchSize: batch, seed: num(args, "seed")!, stats: clean, log, command: "edit" };
+      if (method) so.method = method as MethodName;
+      if (hparams) so.hparams = hparams;
       const preset = str(args, "preset");
       if (preset) so.preset = preset;
       const threads = num(args, "threads");
       if (threads !== undefined) so.threads = threads;
-      session = await EditSession.create(so);
+      editor = await Editor.create(so);
     }
     try {
-      return runSession(session, args, io, sessionDir, log, parsed);
+      return await runSession(editor, args, io, sessionDir, log, parsed);
     } finally {
-      session.close();
+      await editor.close();
     }
   },
 };
 
 /** Apply the edit stream in an open (locked) session and print the summary. */
-function runSession(session: EditSession, args: ParsedArgs, io: CliIO, sessionDir: string, log: (m: string) => void, parsed: ParsedRequests): number {
+async function runSession(editor: Editor, args: ParsedArgs, io: CliIO, sessionDir: string, log: (m: string) => void, parsed: ParsedRequests): Promise<number> {
   const progress = new ProgressLine(io, "edit");
-  const start = session.position;
+  const start = editor.position;
   const t0 = performance.now();
   const limit = num(args, "limit");
-  const runOpts: Parameters<EditSession["run"]>[1] = {
-    rejected: parsed.rejected,
+  const runOpts: Parameters<Editor["editStream"]>[1] = {
     onBatch: (p) => {
       for (const r of p.record.rejected) if (!parsed.rejected.some((x) => x.index === r.index)) log(`rejected: ${r.message}`);
       const el = (performance.now() - t0) / 1000;
@@ -107,25 +108,27 @@ function runSession(session: EditSession, args: ParsedArgs, io: CliIO, sessionDi
     },
   };
   if (limit !== undefined) runOpts.limit = limit;
-  const res = session.run(parsed.requests, runOpts);
+  const res = await editor.editStream(parsed, runOpts);
+  const applied = res.applied;
+  const rejected = res.rejected.length;
   progress.done();
-  const fin = session.finish();
-  if (fin.length > 0) log(`final step of ${session.manifest.method}: ${fin.length} layer update(s) applied`);
-  const batches = session.journal.filter((r) => r.kind === "batch");
+  const fin = await editor.finish();
+  if (fin > 0) log(`final step of ${editor.method}: ${fin} layer update(s) applied`);
+  const batches = editor.journal.filter((r) => r.kind === "batch");
   const summary = {
     session: sessionDir,
-    method: session.manifest.method,
-    preset: session.manifest.preset,
-    applied: res.applied,
-    rejected: res.rejected,
+    method: editor.method,
+    preset: editor.manifest.preset,
+    applied,
+    rejected,
     batches: batches.length,
-    position: session.position,
+    position: editor.position,
     seconds: (performance.now() - t0) / 1000,
   };
   if (bool(args, "json")) io.out(JSON.stringify(summary) + "\n");
-  else io.out(renderTable(["session", "method", "preset", "applied", "rejected", "batches", "position", "time"], [[sessionDir, summary.method, summary.preset, String(res.applied), String(res.rejected), String(summary.batches), String(summary.position), formatDuration(summary.seconds)]]) + "\n");
-  if (res.applied === 0 && res.rejected > 0) {
-    log(`edit: none of the ${res.rejected} request(s) of this run could be applied`);
+  else io.out(renderTable(["session", "method", "preset", "applied", "rejected", "batches", "position", "time"], [[sessionDir, summary.method, summary.preset, String(applied), String(rejected), String(summary.batches), String(summary.position), formatDuration(summary.seconds)]]) + "\n");
+  if (applied === 0 && rejected > 0) {
+    log(`edit: none of the ${rejected} request(s) of this run could be applied`);
     return 1;
   }
   return 0;

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import { DeltaEditError } from "../../errors.js";
-import { exportHf, exportLora } from "../../edit/session/export.js";
+import { exportSession } from "../../edit/session/exportSession.js";
 import { EditSession } from "../../edit/session/session.js";
 import { bool, num, str, type CommandSpec } from "../args.js";
 import { renderTable } from "../table.js";
@@ -50,20 +50,14 @@ export const command: CommandSpec = {
       skipModelCheck: bool(args, "skip-model-check"),
     });
     try {
-      const deltas = session.accumulatedUpdates();
-      if (format === "hf") {
-        const changed = new Set<string>();
-        for (const l of deltas.keys()) changed.add(session.model.arch.editTarget(l).name);
-        for (const r of session.journal) if (r.kind !== "undo") for (const u of r.updates) if (u.biasName) changed.add(u.biasName);
-        const res = exportHf(session.model, [...changed], out);
+      const rank = num(args, "rank");
+      const res = exportSession(session, { format, out, ...(rank !== undefined ? { rank } : {}) });
+      if (res.format === "hf") {
         if (bool(args, "json")) io.out(JSON.stringify({ format, out, tensors: res.tensors, files: res.files }) + "\n");
         else io.out(`wrote ${out}: ${res.files.length} files, ${res.tensors.length} edited tensors rewritten (${res.tensors.join(", ")})\n`);
         return 0;
       }
-      const rank = num(args, "rank");
-      const o: Parameters<typeof exportLora>[3] = { baseModel: session.manifest.model.source };
-      if (rank !== undefined) o.rank = rank;
-      const rep = exportLora(session.model, deltas, out, o);
+      const rep = res.layers;
       if (bool(args, "json")) io.out(JSON.stringify({ format, out, layers: rep }) + "\n");
       else io.out(`wrote ${out} (PEFT LoRA adapter)\n` + renderTable(["module", "rank", "numerical rank", "retained energy", "exact"], rep.map((r) => [r.module, String(r.rank), String(r.numericalRank), r.retainedEnergy.toFixed(6), r.exact ? "yes" : "no"])) + "\n");
       return 0;

@@ -1,6 +1,5 @@
 import { DeltaEditError } from "../../errors.js";
-import { generate } from "../../model/generate.js";
-import { Rng } from "../../util/rng.js";
+import { generateText, type GenerateTextOptions } from "../../model/generateText.js";
 import { bool, num, type CommandSpec } from "../args.js";
 import { inputIds, loadModel, modelOption, needTokenizer, threadsOption } from "./_model.js";
 
@@ -27,16 +26,15 @@ export const command: CommandSpec = {
     if (!Number.isInteger(n) || n < 0) throw new DeltaEditError("E_USAGE", `generate: --max-new-tokens must be a non-negative integer, got ${n}`);
     const model = await loadModel(args, io);
     const prompt = inputIds(model, args, "prompt");
-    const opts: Parameters<typeof generate>[2] = { maxNewTokens: n, stopAtEos: bool(args, "stop-at-eos") };
+    const opts: GenerateTextOptions = { maxNewTokens: n, stopAtEos: bool(args, "stop-at-eos") };
     if (topK !== undefined) {
       opts.topK = topK;
-      opts.rng = new Rng(num(args, "seed") ?? 0);
+      opts.seed = num(args, "seed") ?? 0;
     }
-    const [gen] = generate(model, [prompt], opts);
+    const { ids: gen, text } = generateText(model, prompt, opts);
     const tok = model.tokenizer;
-    const text = tok ? tok.decode(gen!) : "";
     if (bool(args, "json")) io.out(JSON.stringify({ generated: gen, text }) + "\n");
-    else io.out((tok ? needTokenizer(model).decode(prompt) + text : gen!.join(",")) + "\n");
+    else io.out((tok ? needTokenizer(model).decode(prompt) + text : gen.join(",")) + "\n");
     return 0;
   },
 };

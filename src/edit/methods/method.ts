@@ -10,7 +10,9 @@ import type { Rng } from "../../util/rng.js";
 import type { EditRequest } from "../request.js";
 import type { ContextTemplates } from "../templates.js";
 
+/** The editing methods. */
 export type MethodName = "rome" | "memit" | "alphaedit" | "deltaedit" | "ft" | "prune" | "rect";
+/** Every method name. */
 export const METHOD_NAMES: readonly MethodName[] = ["rome", "memit", "alphaedit", "deltaedit", "ft", "prune", "rect"];
 
 /** What a method may use: the model, the session's templates, statistics and RNG, a log sink. */
@@ -55,6 +57,7 @@ export interface RequestReport {
   warnings: string[];
 }
 
+/** What a method returns for a batch: the updates, per-request reports, layer statistics, timings. */
 export interface BatchOutcome {
   updates: LayerUpdate[];
   requests: RequestReport[];

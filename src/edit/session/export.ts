@@ -125,6 +125,7 @@ export function exportHf(model: LanguageModel, changed: readonly string[], out: 
 }
 
 
+/** One edited layer of a LoRA export: module, rank, numerical rank, retained energy. */
 export interface LoraLayerReport {
   layer: number;
   module: string;

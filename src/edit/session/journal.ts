@@ -26,6 +26,7 @@ const JOURNAL_MAX_DEPTH = 16;
 
 export const JOURNAL_FILE = "journal.jsonl";
 
+/** A request as recorded in the journal. */
 export interface RequestRef {
   caseId: string;
   index: number; // position in the stream
@@ -34,6 +35,7 @@ export interface RequestRef {
   targetNew: string;
 }
 
+/** The journal record of one applied batch (docs/formats.md). */
 export interface BatchRecord {
   seq: number; // journal sequence number (1-based, every record)
   kind: "batch";
@@ -50,6 +52,7 @@ export interface BatchRecord {
   sum: string;
 }
 
+/** The journal record of an undo. */
 export interface UndoRecord {
   seq: number;
   kind: "undo";
@@ -58,6 +61,7 @@ export interface UndoRecord {
   sum: string;
 }
 
+/** The journal record of a method's final step (PRUNE's restraint). */
 export interface FinishRecord {
   seq: number;
   kind: "finish";
@@ -68,6 +72,7 @@ export interface FinishRecord {
   sum: string;
 }
 
+/** One journal record. */
 export type JournalRecord = BatchRecord | UndoRecord | FinishRecord;
 
 /** A record as a writer hands it over: `seq` and `sum` are assigned by `Journal.append`. */

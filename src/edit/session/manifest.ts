@@ -23,6 +23,7 @@ export const SESSION_FORMAT = "deltaedit-session";
 /** v2: journal records with seq + sum, factor files with sha256, model pinned by content hash. */
 export const SESSION_VERSION = 2;
 
+/** The model a session was started with. */
 export interface ManifestModel {
   source: string; // absolute model directory, or a Hub repo id
   hash: string; // content hash (hashKind); "" only in hand-made manifests, refused unless the model check is skipped
@@ -33,6 +34,7 @@ export interface ManifestModel {
   dFF: number; // F
 }
 
+/** A session's manifest.json (docs/formats.md). */
 export interface Manifest {
   format: typeof SESSION_FORMAT;
   version: number;

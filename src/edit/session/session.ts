@@ -95,6 +95,7 @@ export interface OpenOptions {
   command?: string;
 }
 
+/** Reported after every committed batch of `EditSession.run`. */
 export interface BatchProgress {
   batch: number;
   done: number; // requests consumed so far (stream position)

@@ -25,6 +25,7 @@ export { writeFileAtomic, writeJsonAtomic } from "../../util/fsio.js";
 /** Subdirectory of a session holding the factor files. */
 export const FACTORS_DIR = "factors";
 
+/** The factor tensors a batch's update is stored as. */
 export type TensorKind = "keys" | "influence" | "activation" | "dense" | "biasDelta";
 const TENSOR_KINDS: readonly TensorKind[] = ["keys", "influence", "activation", "dense", "biasDelta"];
 

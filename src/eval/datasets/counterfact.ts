@@ -12,7 +12,9 @@
  */
 import fs from "node:fs";
 import { DeltaEditError } from "../../errors.js";
+import { detectRecordFormat } from "../../edit/recordFormats.js";
 import { parseRequest } from "../../edit/request.js";
+import { easyeditRecord } from "./easyedit.js";
 import { RecordError, rejection, stringList, targetRef, type DatasetKind, type EvalRecord, type LoadedDataset, type Rejection } from "./record.js";
 
 export interface CounterfactLoadOptions {
@@ -37,9 +39,11 @@ export function readJsonFile(file: string): unknown {
 
 /**
  * Convert one CounterFact-style record (throws RecordError naming the field). Also accepts the
- * flat JSONL form (`prompt`, `subject`, `target_new`, … at the top level: see jsonl.ts).
+ * flat JSONL form (`prompt`, `subject`, `target_new`, … at the top level: see jsonl.ts) and EasyEdit /
+ * KnowEdit flattened records (the subject written into the prompt: see easyedit.ts).
  */
 export function counterfactRecord(raw: unknown, index: number, kind: DatasetKind): EvalRecord {
+  if (detectRecordFormat(raw) === "easyedit") return easyeditRecord(raw, index, kind); // EasyEdit / KnowEdit flattened (easyedit.ts)
   if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new RecordError("(record)", "not a JSON object");
   const r = raw as Record<string, unknown>;
   const nested = r["requested_rewrite"] !== undefined;

@@ -27,6 +27,7 @@ export function datasetFileName(kind: DatasetKind): DatasetFile {
   return kind === "cf" ? "counterfact.json" : kind === "mcf" ? "multi_counterfact.json" : "zsre_mend_eval.json";
 }
 
+/** Options of `ensureDataset`: cache directory, offline mode, mirror. */
 export interface EnsureOptions {
   cacheDir?: string;
   offline?: boolean;

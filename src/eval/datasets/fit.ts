@@ -2,7 +2,8 @@
  * Evaluation records whose prompts do not fit the model's context are rejected by case id before a
  * bench starts (a prompt longer than the model's positions would otherwise abort the whole run at its
  * first checkpoint). Rows measured: every scored prompt (rewrite, paraphrases, neighborhood, ZsRE
- * question) with its longest scored continuation appended, and every generation prompt.
+ * question) with its longest scored continuation appended, every KnowEdit item with its answer, and every
+ * generation prompt.
  */
 import { spacedTarget } from "../../edit/request.js";
 import type { TextTokenizer } from "../../model/tokenizer.js";
@@ -15,8 +16,9 @@ export function longestEvalRow(r: EvalRecord, tok: TextTokenizer): number {
   const longestTarget = Math.max(0, ...targets.map((t) => len(spacedTarget(t))));
   const prompts = [rewritePrompt(r), ...r.paraphrasePrompts, ...r.neighborhoodPrompts, ...r.neighborhoodItems.map((n) => n.prompt), ...(r.zsreNeighborhood ? [r.zsreNeighborhood.question] : [])];
   const scored = Math.max(0, ...prompts.map((p) => len(p) + longestTarget));
+  const knowEdit = r.knowEdit ? Math.max(0, ...[...r.knowEdit.portability, ...r.knowEdit.locality].map((it) => len(it.prompt) + len(spacedTarget(it.answer)))) : 0;
   const generation = Math.max(0, ...r.generationPrompts.map(len));
-  return Math.max(scored, generation);
+  return Math.max(scored, generation, knowEdit);
 }
 
 /** Split records into those whose rows fit `maxPositions` and rejections naming the others. */

@@ -43,6 +43,14 @@ export interface ZsreNeighborhoodItem {
   targetId: number; // b[j]
 }
 
+/** One KnowEdit portability or locality item: `answer` after `prompt`, in `group` (e.g. "Reasoning"). */
+export interface KnowEditItem {
+  group: string;
+  prompt: string;
+  answer: string;
+}
+
+/** One evaluation case after loading: the edit request and every prompt a metric reads. */
 export interface EvalRecord {
   kind: DatasetKind;
   caseId: number; // opaque key (CF: case_id; ZsRE: position in the file)
@@ -58,8 +66,11 @@ export interface EvalRecord {
   zsreNeighborhood: { question: string; answerIds: number[] } | null;
   attributePrompts: string[]; // unused by every metric (§1.2)
   generationPrompts: string[]; // fluency / consistency prompts (CF/MCF)
+  /** KnowEdit's portability / locality items, where the record has them (datasets/knowedit.ts). */
+  knowEdit?: { portability: KnowEditItem[]; locality: KnowEditItem[] };
 }
 
+/** A loaded evaluation set and its rejected records. */
 export interface LoadedDataset {
   kind: DatasetKind;
   file: string;

@@ -19,6 +19,7 @@
 import { DeltaEditError } from "../../errors.js";
 import { parseRequest, targetTokenIds, type TargetTokenizer } from "../../edit/request.js";
 import { readJsonFile } from "./counterfact.js";
+import { knowEditOf } from "./knowedit.js";
 import { RecordError, rejection, type EvalRecord, type LoadedDataset, type Rejection, type ZsreNeighborhoodItem } from "./record.js";
 
 /** The placeholder the references store as target_true for ZsRE (no metric reads it). */
@@ -85,6 +86,7 @@ export function zsreRecord(raw: unknown, index: number, opts: ZsreLoadOptions): 
     throw new RecordError(field === "target_new" ? "answers" : field === "prompt" ? "src" : field, e.message.replace(/^request #\d+ \(case_id [^)]*\): /, ""));
   }
   if (targetNew.trim().length === 0) throw new RecordError("answers", `field "answers[0]" is empty`);
+  const ke = knowEditOf(r); // KnowEdit portability / locality dictionaries, where present
   const nb = zsreNeighborhood(opts.tokenizer, loc, locAns, opts.neighborhoodSpecialTokens ?? false);
   if (nb.items.length === 0) throw new RecordError("loc_ans", `field "loc_ans" tokenises to nothing`);
   return {
@@ -99,6 +101,7 @@ export function zsreRecord(raw: unknown, index: number, opts: ZsreLoadOptions): 
     zsreNeighborhood: { question: nb.question, answerIds: nb.answerIds },
     attributePrompts: [],
     generationPrompts: [],
+    ...(ke ? { knowEdit: ke } : {}),
   };
 }
 

@@ -14,6 +14,7 @@ export type Prefix = "post" | "pre";
 /** Keys reported without the ×100 factor. */
 export const UNSCALED_KEYS: readonly string[] = ["essence_score", "time"];
 
+/** Mean and population std (×100, rounded) per case-level key, with NaN counts. */
 export interface Aggregate {
   numCases: number;
   /** `<prefix>_<key>` → [mean, std] after scaling and rounding. */

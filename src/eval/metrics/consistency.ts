@@ -16,6 +16,7 @@ import { parseNpy } from "../../edit/npz.js";
 import { readJsonFile } from "../datasets/counterfact.js";
 import { forEachJsonArrayElement } from "../datasets/_jsonstream.js";
 
+/** The reference's TF-IDF model (vocabulary and idf). */
 export interface TfidfModel {
   vocab: Map<string, number>; // term → column
   idf: Float64Array; // (numColumns)
@@ -83,6 +84,7 @@ export function tfidfCosine(m: TfidfModel, a: string, b: string): number {
 
 // ---- attribute snippets ----
 
+/** One attribute snippet: a Wikipedia passage about `name`. */
 export interface SnippetSample {
   name: string; // the entity the passage is about
   text: string;

@@ -24,8 +24,10 @@ import { aggregateCaseValues, harmonicScore, round2, type Aggregate, type Prefix
 import { referenceSamples, referenceScore, type AttributeSnippets, type TfidfModel } from "./consistency.js";
 import { generateTexts, ngramEntropyOfTexts, type GenerationOptions } from "./fluency.js";
 import { essencePerplexity } from "./general.js";
+import { knowEditCaseValues, scoreKnowEdit, type KnowEditScores } from "./knowedit.js";
 import { contextIds, deltaeditNeighborhoodRequest, requireTokenizer, scoreTokens, targetIds, type ScoreOptions, type ScoreRequest } from "./score.js";
 
+/** How CounterFact neighborhood prompts are scored (§3.6). */
 export type NeighborhoodMode = "standard" | "deltaedit" | "deltaedit-clean";
 export const NEIGHBORHOOD_MODES: readonly NeighborhoodMode[] = ["standard", "deltaedit", "deltaedit-clean"];
 
@@ -38,6 +40,7 @@ export interface GenerationTestOptions extends GenerationOptions {
   snippets?: AttributeSnippets | null;
 }
 
+/** Options of `evaluateCounterfactCase`. */
 export interface CounterfactEvalOptions extends ScoreOptions {
   neighborhoodMode?: NeighborhoodMode; // default "standard"
   /** Required for the deltaedit modes (from `neighborhoodReference` on the UNEDITED model). */
@@ -55,7 +58,7 @@ export interface PromptNll {
   target_true: number;
 }
 
-export interface CounterfactPost {
+export interface CounterfactPost extends KnowEditScores {
   rewrite_prompts_probs: PromptNll[];
   paraphrase_prompts_probs: PromptNll[];
   neighborhood_prompts_probs: PromptNll[];
@@ -177,6 +180,7 @@ export function evaluateCounterfactCase(model: LanguageModel, record: EvalRecord
     neighborhood_prompts_correct: nTrue.map((x) => x.top1),
   };
   if (opts.generation) Object.assign(post, generationTest(model, record, opts.generation));
+  if (record.knowEdit) Object.assign(post, scoreKnowEdit(model, record, opts)); // KnowEdit portability / locality
   return {
     case_id: record.caseId,
     grouped_case_ids: opts.groupedCaseIds ?? [record.caseId],
@@ -233,11 +237,13 @@ export function counterfactCaseValues(r: Pick<CounterfactCaseResult, "post"> & {
   if (p.text !== undefined || p.reference_score !== undefined) v["reference_score"] = p.reference_score ?? NaN;
   if (p.essence_score !== undefined) v["essence_score"] = p.essence_score;
   if (r.time !== undefined) v["time"] = r.time;
+  Object.assign(v, knowEditCaseValues(p));
   const out: Record<string, number> = {};
   for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = x;
   return out;
 }
 
+/** Run-level CounterFact summary (§3.4) with the modes behind the numbers. */
 export interface CounterfactSummary extends Aggregate {
   dataset: "counterfact";
   prefix: Prefix;

@@ -13,6 +13,7 @@ import { DeltaEditError } from "../../errors.js";
 import type { LanguageModel } from "../../model/model.js";
 import { contextIds, requireTokenizer, scoreTokens, targetIds, type ScoreOptions } from "./score.js";
 
+/** Perplexity of held-out text under the current weights. */
 export interface PerplexityResult {
   perplexity: number; // exp(meanNll)
   meanNll: number; // nats per predicted token
@@ -20,6 +21,7 @@ export interface PerplexityResult {
   documents: number; // documents with ≥ 2 tokens (the others predict nothing and are skipped)
 }
 
+/** Options of `perplexity`. */
 export interface PerplexityOptions extends ScoreOptions {
   /** Truncate each document to this many tokens (default: the model's maximum positions). */
   maxTokens?: number;
@@ -32,6 +34,7 @@ function docLogProbs(model: LanguageModel, docs: readonly string[], maxTokens: n
   return { sums: scores.map((s) => s.logProbs.reduce((a, b) => a + b, 0)), counts: scores.map((s) => s.logProbs.length) };
 }
 
+/** Held-out perplexity exp(mean NLL per predicted token) over `docs` (a general-capability check). */
 export function perplexity(model: LanguageModel, docs: readonly string[], opts: PerplexityOptions = {}): PerplexityResult {
   const maxTokens = opts.maxTokens ?? model.config.maxPositions;
   if (!Number.isInteger(maxTokens) || maxTokens < 2) throw new DeltaEditError("E_ARG", `perplexity: maxTokens must be an integer ≥ 2, got ${maxTokens}`);
@@ -51,17 +54,20 @@ export function essencePerplexity(model: LanguageModel, text: string, maxTokens 
   return Math.exp(-s.logProbs.reduce((a, b) => a + b, 0) / ids.length);
 }
 
+/** A fact that is never edited (control set of the accuracy check). */
 export interface Fact {
   prompt: string; // may contain "{}" for the subject
   subject: string;
   target: string;
 }
 
+/** Fraction of facts whose target is the model's top-1 continuation, and which. */
 export interface FactAccuracyResult {
   accuracy: number; // fraction in [0, 1]
   correct: boolean[]; // per fact
 }
 
+/** Accuracy on facts never edited: top-1 of `target` after the prompt with the subject filled in. */
 export function factAccuracy(model: LanguageModel, facts: readonly Fact[], opts: ScoreOptions = {}): FactAccuracyResult {
   const tok = requireTokenizer(model, "factAccuracy");
   const reqs = facts.map((f, i) => {

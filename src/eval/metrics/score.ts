@@ -36,6 +36,7 @@ export interface TokenScore {
   argmax: number[]; // (m) argmax of each scored row
 }
 
+/** Options of the scoring primitive. */
 export interface ScoreOptions {
   /** Rows per forward pass (default 16). Results do not depend on it. */
   batchSize?: number;

@@ -7,12 +7,14 @@ import type { Prefix } from "./aggregate.js";
 import { summarizeCounterfact, type CounterfactCaseResult, type CounterfactSummary } from "./counterfact.js";
 import { summarizeZsre, type ZsreCaseResult, type ZsreSummary } from "./zsre.js";
 
+/** A per-case result: CounterFact or ZsRE. */
 export type CaseResult = CounterfactCaseResult | ZsreCaseResult;
 
 function isZsre(r: CaseResult): r is ZsreCaseResult {
   return "route" in r;
 }
 
+/** Summarise case results (CounterFact §3.4 or ZsRE §4, recognised by their fields). */
 export function summarize(results: readonly CaseResult[], opts: { prefix?: Prefix } = {}): CounterfactSummary | ZsreSummary {
   const z = results.filter(isZsre);
   if (z.length > 0 && z.length < results.length) throw new DeltaEditError("E_ARG", `summarize: results mix ZsRE (${z.length}) and CounterFact (${results.length - z.length}) cases`);

@@ -19,10 +19,13 @@ import type { TextTokenizer } from "../../model/tokenizer.js";
 import type { EvalRecord, RequestedRewrite } from "../datasets/record.js";
 import { decodeIds } from "../datasets/zsre.js";
 import { aggregateCaseValues, type Aggregate, type Prefix } from "./aggregate.js";
+import { knowEditCaseValues, scoreKnowEdit, type KnowEditScores } from "./knowedit.js";
 import { contextIds, requireTokenizer, scoreTokens, targetIds, type ScoreOptions, type ScoreRequest } from "./score.js";
 
+/** How ZsRE token accuracies are computed (teacher-forced, or the reference's string route). */
 export type ZsreRoute = "teacher-forced" | "string";
 
+/** Options of `evaluateZsreCase`. */
 export interface ZsreEvalOptions extends ScoreOptions {
   route?: ZsreRoute; // default "teacher-forced"
   retokenizeTargets?: boolean; // default false
@@ -31,12 +34,13 @@ export interface ZsreEvalOptions extends ScoreOptions {
   time?: number;
 }
 
-export interface ZsrePost {
+export interface ZsrePost extends KnowEditScores {
   rewrite_prompts_correct: boolean[];
   paraphrase_prompts_correct: boolean[];
   neighborhood_prompts_correct: boolean[];
 }
 
+/** The per-case ZsRE result record. */
 export interface ZsreCaseResult {
   case_id: number;
   grouped_case_ids: number[];
@@ -116,6 +120,7 @@ export function evaluateZsreCase(model: LanguageModel, record: EvalRecord, opts:
       rewrite_prompts_correct: c[0]!,
       paraphrase_prompts_correct: c.slice(1, -1).flat(),
       neighborhood_prompts_correct: c[c.length - 1]!,
+      ...(record.knowEdit ? scoreKnowEdit(model, record, opts) : {}), // KnowEdit portability / locality
     },
   };
 }
@@ -134,9 +139,11 @@ export function zsreCaseValues(r: Pick<ZsreCaseResult, "post"> & { time?: number
   put("paraphrase_acc", mean(r.post.paraphrase_prompts_correct));
   put("neighborhood_acc", mean(r.post.neighborhood_prompts_correct));
   put("time", r.time);
+  Object.assign(out, knowEditCaseValues(r.post));
   return out;
 }
 
+/** Run-level ZsRE summary with its scoring modes. */
 export interface ZsreSummary extends Aggregate {
   dataset: "zsre";
   prefix: Prefix;

@@ -35,6 +35,7 @@ export interface MetricInfo {
   higherIsBetter: boolean;
 }
 
+/** Scores of one method after a number of edits. */
 export interface BenchCheckpoint {
   edits: number; // requests edited so far (all of them are evaluated)
   metrics: Record<string, MetricStat>;
@@ -48,6 +49,7 @@ export interface BenchCheckpoint {
   seconds?: number;
 }
 
+/** One method of a bench run and its checkpoints. */
 export interface BenchMethod {
   name: string; // registry name: "deltaedit", "alphaedit", "memit", "rome", "ft", "prune", "rect", or a custom one
   label?: string; // display name, default from the name ("DeltaEdit")
@@ -66,6 +68,7 @@ export interface BenchRun {
   error?: string;
 }
 
+/** A bench run's results: model, dataset, protocol, modes, seeds, and per method its checkpoints. */
 export interface BenchReport {
   title: string;
   codeVersion: string;
@@ -97,6 +100,9 @@ export const METRIC_CATALOG: readonly MetricInfo[] = [
   { key: "post_rewrite_diff", label: "EM", title: "Efficacy magnitude", higherIsBetter: true },
   { key: "post_paraphrase_diff", label: "PM", title: "Paraphrase magnitude", higherIsBetter: true },
   { key: "post_neighborhood_diff", label: "NM", title: "Neighborhood magnitude", higherIsBetter: true },
+  // KnowEdit records (metrics/knowedit.ts): token accuracy of portability and locality answers
+  { key: "post_portability_acc", label: "Port.", title: "Portability (KnowEdit)", higherIsBetter: true },
+  { key: "post_locality_acc", label: "Loc.", title: "Locality (KnowEdit)", higherIsBetter: true },
   // the bench's general-capability checks (bench.ts): control facts still answered, held-out perplexity
   { key: "general_fact_accuracy", label: "general_fact_accuracy", title: "Control facts right (%)", higherIsBetter: true },
   { key: "general_perplexity", label: "general_perplexity", title: "Held-out perplexity", higherIsBetter: false },

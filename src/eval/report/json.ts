@@ -43,6 +43,7 @@ import { validateBenchReport, type BenchReport } from "./benchReport.js";
 export const RESULTS_FORMAT = "deltaedit-results";
 export const RESULTS_VERSION = 1;
 
+/** results.json: a bench report with its format header. */
 export interface ResultsFile extends BenchReport {
   format: typeof RESULTS_FORMAT;
   version: number;

@@ -199,17 +199,21 @@ test("self-checks: ν = 0 gives TE = IE = 0; block-0 output restored everywhere 
   const T = f.ids.length;
   const nS = f.subjectEnd - f.subjectStart;
   const pad = model.tokenizer!.padTokenId;
-  // ν = 0: the corrupted run is the clean run; every effect is 0 up to rounding (1e-6 on probabilities)
+  // Probabilities from runs batched differently differ by float32 rounding only: measured ≤ 1.2e-6 on
+  // Haswell and SkylakeX kernels; TOL leaves a wide margin for other kernels and thread counts and is
+  // still far below the effects checked against it (TE ≥ 0.01 below).
+  const TOL = 5e-5;
+  // ν = 0: the corrupted run is the clean run; every effect is 0 up to rounding
   const t0 = traceFact(model, f, drawNoise(factRng(0, 0), 4, nS, C, 0), { window: 3, maxBatchTokens: 4096 }, pad);
-  assert.ok(Math.abs(t0.te) <= 1e-6, `TE at ν = 0: ${t0.te}`);
-  for (const v of TRACE_VARIANTS) for (const r of t0.ie[v]) for (const x of r) assert.ok(Math.abs(x) <= 1e-6, `${v} IE at ν = 0: ${x}`);
-  for (const x of t0.subjectAll) assert.ok(Math.abs(x) <= 1e-6);
+  assert.ok(Math.abs(t0.te) <= TOL, `TE at ν = 0: ${t0.te}`);
+  for (const v of TRACE_VARIANTS) for (const r of t0.ie[v]) for (const x of r) assert.ok(Math.abs(x) <= TOL, `${v} IE at ν = 0: ${x}`);
+  for (const x of t0.subjectAll) assert.ok(Math.abs(x) <= TOL);
 
-  // ν > 0: restoring every position's block-0 output gives the clean prediction (1e-6)
+  // ν > 0: restoring every position's block-0 output gives the clean prediction (up to rounding)
   const S = 4;
   const eps = drawNoise(factRng(0, 0), S, nS, C, 1.0);
   const t = traceFact(model, f, eps, { window: 3, maxBatchTokens: 4096 }, pad);
-  assert.ok(t.te > 0.001, `the noise has an effect (TE ${t.te})`);
+  assert.ok(t.te > 0.01, `the noise has an effect (TE ${t.te})`);
   const batch = makeBatch(Array.from({ length: S }, () => f.ids), pad, V);
   const emb = new Float32Array(S * T * C);
   model.arch.embed(batch.ids, batch.shape, emb);
@@ -222,12 +226,12 @@ test("self-checks: ν = 0 gives TE = IE = 0; block-0 output restored everywhere 
   const res = forward(model, batch, { startHidden: emb, patches: [{ layer: 0, kind: "block", at, values }], logits: last });
   for (let s = 0; s < S; s++) {
     const p = probOf(res.logits!, s, V, f.objectId);
-    assert.ok(Math.abs(p - t.pClean) <= 1e-6, `sample ${s}: restored ${p} vs clean ${t.pClean}`);
+    assert.ok(Math.abs(p - t.pClean) <= TOL, `sample ${s}: restored ${p} vs clean ${t.pClean}`);
   }
-  // the last block's output at the last token is all the head reads: IE = TE (1e-6)
-  assert.ok(Math.abs(t.ie.residual[T - 1]![L - 1]! - t.te) <= 1e-6, `IE ${t.ie.residual[T - 1]![L - 1]} vs TE ${t.te}`);
-  // the last block's output at any other position is read by nothing: IE = 0 (1e-6)
-  for (let i = f.subjectStart; i < T - 1; i++) assert.ok(Math.abs(t.ie.residual[i]![L - 1]!) <= 1e-6);
+  // the last block's output at the last token is all the head reads: IE = TE (up to rounding)
+  assert.ok(Math.abs(t.ie.residual[T - 1]![L - 1]! - t.te) <= TOL, `IE ${t.ie.residual[T - 1]![L - 1]} vs TE ${t.te}`);
+  // the last block's output at any other position is read by nothing: IE = 0 (up to rounding)
+  for (let i = f.subjectStart; i < T - 1; i++) assert.ok(Math.abs(t.ie.residual[i]![L - 1]!) <= TOL);
 });
 
 test("forward patches are validated", async () => {
@@ -317,7 +321,8 @@ test("planted mechanism: the subject reaches the answer only through block k's M
   const curve = single.aie.mlp.lastSubject.aie;
   assert.ok(single.ate > 0.3, `the noise has an effect (ATE ${single.ate})`);
   assert.ok(curve[k]! >= 0.8 * single.ate, `planted block ${k}: AIE ${curve[k]} (expected most of the ATE ${single.ate})`);
-  for (let l = 0; l < L; l++) if (l !== k) assert.ok(Math.abs(curve[l]!) <= 1e-6, `block ${l} has no MLP: AIE ${curve[l]} (0 up to rounding)`);
+  // runs batched differently agree up to float32 rounding (≤ 1.2e-6 measured); 5e-5 leaves margin for any kernel
+  for (let l = 0; l < L; l++) if (l !== k) assert.ok(Math.abs(curve[l]!) <= 5e-5, `block ${l} has no MLP: AIE ${curve[l]} (0 up to rounding)`);
   const s1 = suggestLayers(single);
   assert.equal(s1.peak, k);
   assert.equal(s1.romeLayer, k);
@@ -326,7 +331,7 @@ test("planted mechanism: the subject reaches the answer only through block k's M
   // with a window of 3 every window holding block k restores the same computation: the peak is one of them
   const w3 = suggestLayers(summarize(trace(3), L));
   assert.ok([k - 1, k, k + 1].includes(w3.peak), `windowed peak ${w3.peak}`);
-  assert.ok(Math.abs(w3.peakAie - curve[k]!) <= 1e-6, `windowed peak AIE ${w3.peakAie} vs single ${curve[k]}`);
+  assert.ok(Math.abs(w3.peakAie - curve[k]!) <= 5e-5, `windowed peak AIE ${w3.peakAie} vs single ${curve[k]}`);
 });
 
 test("the suggestion never puts the z-layer on the last block", () => {

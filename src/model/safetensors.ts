@@ -23,6 +23,7 @@
  * any other failure DeltaEditError("E_CHECKPOINT"); both name the file and, where there is one,
  * the tensor. Little-endian hosts only (checked).
  */
+import { writeAll } from "../util/fsio.js";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -431,9 +432,9 @@ export function writeSafetensors(file: string, tensors: readonly TensorToWrite[]
   let fd: number | null = null;
   try {
     fd = fs.openSync(tmp, "w");
-    writeAll(fd, prefix);
-    writeAll(fd, header);
-    for (const t of tensors) writeTensorData(fd, t.data, t.dtype ?? "F32");
+    writeAll(fd, prefix, tmp);
+    writeAll(fd, header, tmp);
+    for (const t of tensors) writeTensorData(fd, t.data, t.dtype ?? "F32", tmp);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = null;
@@ -446,14 +447,9 @@ export function writeSafetensors(file: string, tensors: readonly TensorToWrite[]
   }
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let done = 0;
-  while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
-}
-
-function writeTensorData(fd: number, data: Float32Array, dtype: WriteDtype): void {
+function writeTensorData(fd: number, data: Float32Array, dtype: WriteDtype, file: string): void {
   if (dtype === "F32") {
-    writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), file);
     return;
   }
   const chunkElems = CONVERT_CHUNK_BYTES / 2;
@@ -464,6 +460,6 @@ function writeTensorData(fd: number, data: Float32Array, dtype: WriteDtype): voi
     const src = data.subarray(start, start + n);
     if (dtype === "F16") f32ToF16(src, dst);
     else f32ToBf16(src, dst);
-    writeAll(fd, new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength));
+    writeAll(fd, new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength), file);
   }
 }

@@ -10,6 +10,7 @@
  *   a network or HTTP failure → E_NETWORK. Both name the URL and the path where the file can be
  *   put by hand.
  */
+import { writeAll } from "../../util/fsio.js";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -96,7 +97,7 @@ export async function ensureDataset(name: DatasetFile | string, opts: EnsureOpti
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      fs.writeSync(fd, value);
+      writeAll(fd, value, tmp);
       got += value.length;
       if (log && got - lastReport >= 8 << 20) {
         lastReport = got;

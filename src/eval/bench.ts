@@ -12,7 +12,7 @@
  * (held-out perplexity, accuracy on facts never edited) when those inputs are given.
  * Output: per-case records (reference-compatible fields), results.json, report.html.
  */
-import { singleEdit } from "./singleEdit.js";
+import { editedBlocks, singleEdit } from "./singleEdit.js";
 import fs from "node:fs";
 import path from "node:path";
 import { DeltaEditError } from "../errors.js";
@@ -218,8 +218,7 @@ function protocolDescription(p: Protocol, explicit: boolean): string {
 }
 
 function editedLayers(s: EditSession): number[] | undefined {
-  const p = s.method.params as Record<string, unknown>;
-  return Array.isArray(p["editLayers"]) ? (p["editLayers"] as number[]) : typeof p["layer"] === "number" ? [p["layer"]] : Array.isArray(p["layers"]) ? (p["layers"] as number[]) : undefined;
+  return editedBlocks(s.method);
 }
 
 /** Records whose request was applied (not rejected) among the first `n` of the stream. */

@@ -12,13 +12,13 @@ import type { EditSession } from "../edit/session/session.js";
 import type { LanguageModel } from "../model/model.js";
 import { Rng } from "../util/rng.js";
 
-/** Blocks a method's parameters say it edits (MEMIT family: editLayers; ROME: layer; FT: layers). */
-export function editedBlocks(method: EditMethod): number[] {
+/** Blocks a method's parameters say it edits (MEMIT family: editLayers; ROME: layer; FT: layers); undefined when they do not say. */
+export function editedBlocks(method: EditMethod): number[] | undefined {
   const p = method.params as Record<string, unknown>;
   if (Array.isArray(p["editLayers"])) return p["editLayers"] as number[];
   if (typeof p["layer"] === "number") return [p["layer"]];
   if (Array.isArray(p["layers"])) return p["layers"] as number[];
-  throw new DeltaEditError("E_CONFIG", `${method.name}: cannot tell which blocks it edits`);
+  return undefined;
 }
 
 export interface SingleEditResult<T> {
@@ -35,7 +35,9 @@ export interface SingleEditResult<T> {
 export function singleEdit<T>(session: EditSession, req: EditRequest, seed: number, score: (model: LanguageModel) => T): SingleEditResult<T> {
   const model = session.model;
   const method = createMethod(session.manifest.method, session.manifest.overrides, model.config.numLayers);
-  const blocks = new Set(editedBlocks(method));
+  const edited = editedBlocks(method);
+  if (!edited) throw new DeltaEditError("E_CONFIG", `${method.name}: cannot tell which blocks it edits`);
+  const blocks = new Set(edited);
   // snapshot of every parameter of the edited blocks: (name → copy)
   const snapshot = new Map<string, Float32Array>();
   for (const spec of model.params.specs) if (spec.layer !== null && blocks.has(spec.layer)) snapshot.set(spec.name, model.params.get(spec.name).slice());

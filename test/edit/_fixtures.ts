@@ -35,6 +35,12 @@ export function lowRankPlusSmall(rng: Rng, dIn: number, dominant: number, smallM
       dominantCols.push(j);
     } else eig[j] = smallMax * rng.uniform();
   }
+  const c0 = symmetricFromEigen(q, eig, dIn);
+  return { c0, q, eig, dominantCols };
+}
+
+/** Q diag(eig) Qᵀ (dIn, dIn) for an orthogonal Q (dIn, dIn), float64 accumulation, stored float32. */
+export function symmetricFromEigen(q: Float32Array, eig: ArrayLike<number>, dIn: number): Float32Array {
   const c0 = new Float32Array(dIn * dIn);
   for (let i = 0; i < dIn; i++) {
     for (let j = i; j < dIn; j++) {
@@ -44,7 +50,7 @@ export function lowRankPlusSmall(rng: Rng, dIn: number, dominant: number, smallM
       c0[j * dIn + i] = s;
     }
   }
-  return { c0, q, eig, dominantCols };
+  return c0;
 }
 
 /** Column j of a (rows, cols). */

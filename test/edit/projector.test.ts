@@ -9,7 +9,7 @@ import { defaultNullSpaceOptions, NullSpaceProjector, selectNullSpaceCut, type P
 import { alphaEditDefaults, NullSpaceSolve, type AlphaEditParams } from "../../src/edit/methods/alphaedit.js";
 import type { EditContext } from "../../src/edit/methods/method.js";
 import { createMethod } from "../../src/edit/methods/registry.js";
-import { bitIdentical, column, lowRankPlusSmall, matmul, maxAbs, maxAbsDiff, randn, randomOrthogonal } from "./_fixtures.js";
+import { bitIdentical, column, lowRankPlusSmall, symmetricFromEigen, matmul, maxAbs, maxAbsDiff, randn, randomOrthogonal } from "./_fixtures.js";
 
 // Two regimes: r ≤ dIn/2 stores U0 ("nullspace"), r > dIn/2 stores U1 ("complement").
 const CASES = [
@@ -115,15 +115,7 @@ const TAU = 2e-2;
 function planted(rng: Rng, eig: readonly number[]): { c0: Float32Array; q: Float32Array; dIn: number } {
   const dIn = eig.length;
   const q = randomOrthogonal(rng, dIn);
-  const c0 = new Float32Array(dIn * dIn);
-  for (let i = 0; i < dIn; i++) {
-    for (let j = i; j < dIn; j++) {
-      let s = 0;
-      for (let k = 0; k < dIn; k++) s += q[i * dIn + k]! * eig[k]! * q[j * dIn + k]!;
-      c0[i * dIn + j] = s;
-      c0[j * dIn + i] = s;
-    }
-  }
+  const c0 = symmetricFromEigen(q, eig, dIn);
   return { c0, q, dIn };
 }
 

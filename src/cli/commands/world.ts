@@ -64,6 +64,7 @@ export const trainCommand: CommandSpec = {
     "person-pools": { type: "string", description: "compose person names from G given × F family names (v2: 30,30)", valueName: "G,F" },
     "stats-layers": { type: "string", description: "layers whose key statistics are written to DIR/stats (default: the preset's edit layers)", valueName: "L1,L2,…" },
     "stats-fact-share": { type: "number", description: "statistics over general text in which this share of sentences are facts (v2: 0.1)", valueName: "X" },
+    continuations: { type: "number", description: "subject continuations: N sentences per (person, occupation / sport / instrument) whose first word after the name depends on the fact (docs/world.md; default none)", valueName: "N" },
     repeats: { type: "number", description: "statements of each (fact, training template) pair in the corpus (default 1)", valueName: "N" },
     "filler-ratio": { type: "number", description: "fraction of filler sentences in the corpus (default 0.1)", valueName: "X" },
     vocab: { type: "number", description: "tokenizer vocabulary size (default 4096)", valueName: "V" },
@@ -98,6 +99,7 @@ export const trainCommand: CommandSpec = {
     const people = intArg(args, "people", 1);
     const repeats = intArg(args, "repeats", 1);
     const filler = num(args, "filler-ratio");
+    const continuations = intArg(args, "continuations", 1);
     const vocab = intArg(args, "vocab", 257);
     const hidden = intArg(args, "hidden", 2);
     const layers = intArg(args, "layers", 1);
@@ -107,6 +109,7 @@ export const trainCommand: CommandSpec = {
     const out = str(args, "out")!;
     const recipeName = str(args, "recipe")!;
     const { WORLD_RECIPES, mergeWorldOptions } = await import("../../eval/world/world.js");
+    const { SUBJECT_CONTINUATIONS } = await import("../../eval/world/continuations.js");
     const recipe = Object.prototype.hasOwnProperty.call(WORLD_RECIPES, recipeName) ? WORLD_RECIPES[recipeName]! : null;
     if (!recipe) throw new DeltaEditError("E_USAGE", `world train: unknown --recipe "${recipeName}"`, { hint: `one of ${Object.keys(WORLD_RECIPES).join(", ")}` });
     const poolsArg = str(args, "person-pools");
@@ -128,8 +131,15 @@ export const trainCommand: CommandSpec = {
       seed: intArg(args, "seed", 0)!,
       world: mergeWorldOptions(recipe, {
         ...(people !== undefined || personPools !== undefined ? { kb: { ...(people !== undefined ? { people } : {}), ...(personPools ? { personPools } : {}) } } : {}),
-        ...(repeats !== undefined || filler !== undefined || statsShare !== undefined
-          ? { corpus: { ...(repeats !== undefined ? { repeatsPerFact: repeats } : {}), ...(filler !== undefined ? { fillerRatio: filler } : {}), ...(statsShare !== undefined ? { statsText: { factShare: statsShare, sentences: 40_000 } } : {}) } }
+        ...(repeats !== undefined || filler !== undefined || statsShare !== undefined || continuations !== undefined
+          ? {
+              corpus: {
+                ...(repeats !== undefined ? { repeatsPerFact: repeats } : {}),
+                ...(filler !== undefined ? { fillerRatio: filler } : {}),
+                ...(statsShare !== undefined ? { statsText: { factShare: statsShare, sentences: 40_000 } } : {}),
+                ...(continuations !== undefined ? { continuations: { repeats: continuations, table: SUBJECT_CONTINUATIONS } } : {}),
+              },
+            }
           : {}),
         ...(vocab !== undefined ? { vocabSize: vocab } : {}),
         ...(editCount !== undefined ? { editCount } : {}),

@@ -24,6 +24,7 @@ import { checkOptionKeys } from "./_options.js";
 import { factsBySubject, type Fact, type KnowledgeBase } from "./kb.js";
 import { fillerUnit, type FillerNames } from "./filler.js";
 import { withOpener } from "./paraphrase.js";
+import { continuationSentence } from "./continuations.js";
 import { fillTemplate } from "./relations.js";
 
 export interface CorpusOptions {
@@ -71,6 +72,12 @@ export interface CorpusOptions {
    * text in which the facts are a minority, as Wikipedia is for a real model. Default none.
    */
   statsText?: { readonly factShare: number; readonly sentences: number };
+  /**
+   * Subject continuations (world v2, continuations.ts): for every fact whose (relation, object) has
+   * a phrase in `table`, `repeats` one-sentence units "{subject} {phrase}." — the word after the
+   * name depends on the person. Counted with the fact sentences for `fillerRatio`. Default none.
+   */
+  continuations?: { readonly repeats: number; readonly table: Readonly<Record<string, Readonly<Record<string, string>>>> };
 }
 
 export interface Corpus {
@@ -82,7 +89,7 @@ export interface Corpus {
 
 export const CORPUS_DEFAULTS = Object.freeze({ repeatsPerFact: 3, fillerRatio: 0.3, heldOutFraction: 0.02, docSentences: Object.freeze([3, 8] as const) });
 
-const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "splitFactUnits", "fillerRatio", "heldOutFraction", "docSentences", "extraTemplates", "extraTemplatesPerFact", "extraFiller", "openers", "statsText"];
+const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "splitFactUnits", "fillerRatio", "heldOutFraction", "docSentences", "extraTemplates", "extraTemplatesPerFact", "extraFiller", "openers", "statsText", "continuations"];
 
 /** The sentence stating `fact` through `template`. */
 export function factSentence(fact: Fact, template: string): string {
@@ -166,6 +173,21 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
           factSentences += unit.length;
         }
       });
+    }
+  }
+
+  // 1b. subject continuations (one sentence each, like split fact units)
+  const cont = opts.continuations;
+  if (cont !== undefined) {
+    if (!(Number.isInteger(cont.repeats) && cont.repeats >= 1)) throw new DeltaEditError("E_ARG", `${fn}: option "continuations" needs repeats ≥ 1 (an integer), got ${cont.repeats}`);
+    for (let r = 0; r < cont.repeats; r++) {
+      for (const f of kb.facts) {
+        const sentence = continuationSentence(f.subject, f.relationId, f.object.str, cont.table);
+        if (sentence !== null) {
+          units.push([sentence]);
+          factSentences++;
+        }
+      }
     }
   }
 

@@ -15,11 +15,15 @@
  * moments are not projected); norm clamp ‖δ‖ ≤ clampNormFactor·‖t0‖. So at most S−1 Adam steps
  * (ODD-3). z is built from the δ of the last completed forward.
  *
- * Prefix caching (exact, §7.8): blocks 0..layer run once; each step reruns blocks layer+1..N−1 and
- * projects only the target positions and the KL position onto the vocabulary.
+ * Prefix caching (exact, §7.8): blocks 0..layer run once. In the blocks above, the positions before
+ * each row's subject do not depend on δ either (causal attention): they run once too, into a KV
+ * cache, and each step reruns blocks layer+1..N−1 only at the positions from the subject's last
+ * token on (2–6 of the ~20 tokens of a templated row), attending over the cache. Only the target
+ * positions and the KL position are projected onto the vocabulary.
  */
 import { DeltaEditError } from "../errors.js";
-import { makeBatch, type Position } from "../model/batch.js";
+import type { KVCacheLayer } from "../model/arch/architecture.js";
+import { makeBatch, type Batch, type Position } from "../model/batch.js";
 import { backward, forward, ForwardWorkspace } from "../model/forward.js";
 import { distributions, klLoss, logSoftmax, nllLoss } from "../model/loss.js";
 import type { LanguageModel } from "../model/model.js";
@@ -113,6 +117,89 @@ function prepare(model: LanguageModel, req: EditRequest, templates: readonly str
   return { ids, lookup, logitPositions, nllTerms, klRow, rewritingRows: R, T, warnings };
 }
 
+/**
+ * The context-prefix cache of the target search (§7.8): for row i with lookup index q_i, positions
+ * 0..q_i−1 are δ-independent in every block. They are run once through blocks layer+1..N−1, left-
+ * aligned so that every row's prefix ends at column S = max q_i (left pads masked), filling a KV
+ * cache; each step then runs the suffixes q_i..len_i−1 (right-padded to Ts) with past length S.
+ */
+export interface SuffixPlan {
+  batch: Batch; // (B, Ts), pastLength S
+  startHidden: Float32Array; // (B·Ts, C) h^(layer) at the suffix positions, before injection
+  kv: KVCacheLayer[]; // index = block; blocks layer+1..N−1, columns 0..S−1 filled
+  at: Position[]; // the injection: column 0 of every row (its lookup position)
+  logitPositions: Position[]; // in suffix coordinates
+}
+
+export function planSuffix(
+  model: LanguageModel,
+  pr: { ids: readonly (readonly number[])[]; lookup: readonly Position[]; logitPositions: readonly Position[] },
+  hidden: Float32Array, // (B·T, C) h^(layer) of the right-padded batch of pr.ids
+  T: number,
+  layer: number,
+  padId: number,
+): SuffixPlan {
+  const C = model.arch.hidden;
+  const N = model.arch.numLayers;
+  const B = pr.ids.length;
+  const q = pr.lookup.map((p, i) => {
+    if (p.row !== i) throw new DeltaEditError("E_ARG", `target search: lookup ${i} is in row ${p.row}`);
+    if (!(p.pos >= 0 && p.pos < pr.ids[i]!.length)) throw new DeltaEditError("E_ARG", `target search: lookup ${p.pos} outside row ${i}`);
+    return p.pos;
+  });
+  const len = pr.ids.map((r) => r.length);
+  const S = Math.max(...q);
+  const n = len.map((l, i) => l - q[i]!);
+  const Ts = Math.max(...n);
+  const width = model.config.numKvHeads * model.config.headSize;
+  const kv: KVCacheLayer[] = [];
+  for (let l = layer + 1; l < N; l++) kv[l] = { k: new Float32Array(B * (S + Ts) * width), v: new Float32Array(B * (S + Ts) * width), maxT: S + Ts };
+  const prefixMask = new Uint8Array(B * S);
+  if (S > 0) {
+    // prefixes, left-aligned: row b's position p sits at column S − q_b + p
+    const ids = new Int32Array(B * S).fill(padId);
+    const positions = new Int32Array(B * S);
+    const start = new Float32Array(B * S * C);
+    for (let b = 0; b < B; b++) {
+      const off = S - q[b]!;
+      for (let p = 0; p < q[b]!; p++) {
+        ids[b * S + off + p] = pr.ids[b]![p]!;
+        positions[b * S + off + p] = p;
+        prefixMask[b * S + off + p] = 1;
+        start.set(hidden.subarray((b * T + p) * C, (b * T + p + 1) * C), (b * S + off + p) * C);
+      }
+    }
+    const prefix: Batch = { ids, B, T: S, lengths: q, shape: { B, T: S, lengths: q, positions, keyMask: prefixMask, pastLength: 0 } };
+    forward(model, prefix, { startLayer: layer + 1, startHidden: start, kvCache: kv, logits: "none" });
+  }
+  const ids = new Int32Array(B * Ts).fill(padId);
+  const positions = new Int32Array(B * Ts);
+  const keyMask = new Uint8Array(B * (S + Ts));
+  const startHidden = new Float32Array(B * Ts * C);
+  for (let b = 0; b < B; b++) {
+    keyMask.set(prefixMask.subarray(b * S, (b + 1) * S), b * (S + Ts));
+    for (let t = 0; t < Ts; t++) {
+      const p = q[b]! + t;
+      positions[b * Ts + t] = t < n[b]! ? p : q[b]!;
+      if (t >= n[b]!) continue;
+      ids[b * Ts + t] = pr.ids[b]![p]!;
+      keyMask[b * (S + Ts) + S + t] = 1;
+      startHidden.set(hidden.subarray((b * T + p) * C, (b * T + p + 1) * C), (b * Ts + t) * C);
+    }
+  }
+  const batch: Batch = { ids, B, T: Ts, lengths: n, shape: { B, T: Ts, lengths: len, positions, keyMask, pastLength: S } };
+  return {
+    batch,
+    startHidden,
+    kv,
+    at: q.map((_, row) => ({ row, pos: 0 })),
+    logitPositions: pr.logitPositions.map(({ row, pos }) => {
+      if (pos < q[row]!) throw new DeltaEditError("E_ARG", `target search: logit position ${pos} of row ${row} lies before its lookup ${q[row]}`);
+      return { row, pos: pos - q[row]! };
+    }),
+  };
+}
+
 function norm(v: Float32Array): number {
   let s = 0;
   for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!;
@@ -154,11 +241,12 @@ export function computeTarget(model: LanguageModel, req: EditRequest, templates:
   let steps = 0;
   let forwards = 0;
   let stopReason: TargetResult["stopReason"] = "max_steps";
-  const inj = { layer: p.layer, vector: delta, at: pr.lookup };
+  const plan = p.prefixCache ? planSuffix(model, pr, hidden, batch.T, p.layer, model.tokenizer!.padTokenId) : null;
+  const inj = { layer: p.layer, vector: delta, at: plan ? plan.at : pr.lookup };
   const ws = new ForwardWorkspace(); // buffers reused by every step (same 7 rows)
   for (let it = 0; it < p.numGradSteps; it++) {
-    const res = p.prefixCache
-      ? forward(model, batch, { startLayer: p.layer + 1, startHidden: hidden, injection: inj, logits: pr.logitPositions, forBackward: true, workspace: ws })
+    const res = plan
+      ? forward(model, plan.batch, { startLayer: p.layer + 1, startHidden: plan.startHidden, kvCache: plan.kv, injection: inj, logits: plan.logitPositions, forBackward: true, workspace: ws })
       : forward(model, batch, { injection: inj, logits: pr.logitPositions, forBackward: true, workspace: ws });
     forwards++;
     const logits = res.logits!;

@@ -25,7 +25,7 @@
  *   An `attn` tap reads the attention sublayer's output (the MLP's is the `value` tap).
  */
 import { DeltaEditError } from "../errors.js";
-import { applyRowPatch, type BlockActs, type RowPatch, type SublayerIO } from "./arch/architecture.js";
+import { applyRowPatch, type BlockActs, type KVCacheLayer, type RowPatch, type SublayerIO } from "./arch/architecture.js";
 import { checkPositions, type Batch, type Position } from "./batch.js";
 import { linearBackward, linearForward } from "./linear.js";
 import type { LanguageModel } from "./model.js";
@@ -121,6 +121,13 @@ export interface ForwardOptions {
   forBackward?: boolean;
   /** Reuse these buffers (same batch shape across calls); see ForwardWorkspace. */
   workspace?: ForwardWorkspace;
+  /**
+   * Per block l (index l), a KV cache holding the keys / values of `batch.shape.pastLength` earlier
+   * positions of every row: the batch's tokens attend over them and their own, which are written at
+   * pastLength + t (target search: the positions before each subject, §7.8). Needed for every block
+   * run; differentiable (`backward` treats the cached past as a constant).
+   */
+  kvCache?: readonly (KVCacheLayer | undefined)[];
 }
 
 /** What `forward` returns: logits at the requested positions, taps, and the saved activations. */
@@ -144,6 +151,7 @@ export interface SavedForward {
   finalStats: Float32Array; // (2P)
   logitPositions: Position[];
   injection: Injection | null;
+  kvCache: readonly (KVCacheLayer | undefined)[] | null;
 }
 
 /** Options of `backward`: which gradients to compute. */
@@ -189,6 +197,20 @@ export function forward(model: LanguageModel, batch: Batch, opts: ForwardOptions
     for (const l of opts.taps.layers) if (l < start || l > stop) throw new DeltaEditError("E_ARG", `forward: tap layer ${l} is not among the blocks run (${start}..${stop})`);
   }
 
+  const kvc = opts.kvCache ?? null;
+  if (kvc) {
+    for (let l = start; l <= stop; l++) {
+      const kv = kvc[l];
+      if (!kv) throw new DeltaEditError("E_ARG", `forward: kvCache has no entry for block ${l}`);
+      const width = model.config.numKvHeads * model.config.headSize;
+      if (shape.pastLength + batch.T > kv.maxT || kv.k.length !== batch.B * kv.maxT * width || kv.v.length !== kv.k.length) {
+        throw new DeltaEditError("E_ARG", `forward: kvCache block ${l} holds (B ${kv.k.length / Math.max(1, kv.maxT * width)}, ${kv.maxT} positions); the batch needs (B ${batch.B}, ${shape.pastLength + batch.T})`);
+      }
+    }
+    if (opts.patches?.length) throw new DeltaEditError("E_ARG", "forward: patches and a kvCache cannot be combined");
+  } else if (shape.pastLength !== 0) {
+    throw new DeltaEditError("E_ARG", `forward: the batch has ${shape.pastLength} past positions but no kvCache`);
+  }
   const patches = patchTable(opts.patches ?? [], batch, C, start, stop, opts.forBackward === true);
   const attnOut = patches.attnNeeded || (opts.taps?.attn === true) ? new Float32Array(BT * C) : null; // (BT, C)
 
@@ -210,7 +232,7 @@ export function forward(model: LanguageModel, batch: Batch, opts: ForwardOptions
   const hidden = new Map<number, Float32Array>();
   const keep = new Set(opts.keepHidden ?? []);
   const saved: SavedForward | null = opts.forBackward
-    ? { batch, workspace: ws, startLayer: start, inputs: [], acts: [], finalRows: new Float32Array(0), finalNormed: new Float32Array(0), finalStats: new Float32Array(0), logitPositions: [], injection: inj }
+    ? { batch, workspace: ws, startLayer: start, inputs: [], acts: [], finalRows: new Float32Array(0), finalNormed: new Float32Array(0), finalStats: new Float32Array(0), logitPositions: [], injection: inj, kvCache: kvc }
     : null;
   let scratchActs: BlockActs | null = null;
   for (let l = start; l <= stop; l++) {
@@ -219,7 +241,7 @@ export function forward(model: LanguageModel, batch: Batch, opts: ForwardOptions
     const lp = patches.byLayer.get(l);
     const tapAttn = opts.taps?.attn === true && opts.taps.layers.includes(l);
     const sub: SublayerIO | null = lp || tapAttn ? { attnOut: lp?.attn || tapAttn ? attnOut : null, attnPatch: lp?.attn ?? null, mlpPatch: lp?.mlp ?? null } : null;
-    arch.blockForward(l, x, out, shape, acts, null, sub);
+    arch.blockForward(l, x, out, shape, acts, kvc ? kvc[l]! : null, sub);
     if (lp?.block) applyRowPatch(out, lp.block, C, `layer ${l} block-output`);
     if (saved) {
       saved.inputs.push(x);
@@ -333,7 +355,7 @@ export function backward(model: LanguageModel, saved: SavedForward, dlogits: Flo
     const needDx = l > lowest || needEmbed || (opts.injection === true && inj !== null && inj.layer === l - 1);
     pingpong = pingpong === 0 ? 1 : 0;
     const dX = needDx ? (ws ? ws.grad(pingpong, BT * C) : new Float32Array(BT * C)) : null;
-    arch.blockBackward(l, saved.inputs[i]!, dH, dX, batch.shape, saved.acts[i]!, grads, want);
+    arch.blockBackward(l, saved.inputs[i]!, dH, dX, batch.shape, saved.acts[i]!, grads, want, saved.kvCache ? saved.kvCache[l]! : null);
     if (!dX) break;
     dH = dX;
     takeInjectionGrad(l - 1, dH);

@@ -99,9 +99,11 @@ export interface Architecture<A extends BlockActs = BlockActs> {
   /**
    * Backward of block l. dout (BT, C) is the gradient of the block output; dx (BT, C) receives the
    * gradient of the block input (null: not needed). Weight gradients are accumulated into
-   * `grads` for the parameter names in `want` (null: none).
+   * `grads` for the parameter names in `want` (null: none). `kv`: the cache the forward attended
+   * over (the same `kv` as `blockForward`'s); gradients flow to this call's own keys and values
+   * only — the cached past is a constant.
    */
-  blockBackward(l: number, x: Float32Array, dout: Float32Array, dx: Float32Array | null, shape: BatchShape, acts: A, grads: ParamStore | null, want: ReadonlySet<string> | null): void;
+  blockBackward(l: number, x: Float32Array, dout: Float32Array, dx: Float32Array | null, shape: BatchShape, acts: A, grads: ParamStore | null, want: ReadonlySet<string> | null, kv?: KVCacheLayer | null): void;
 
   /** Final norm on `rows` rows: out (rows, C); saves stats in `stats` (rows·2). */
   finalNormForward(x: Float32Array, out: Float32Array, stats: Float32Array, rows: number): void;

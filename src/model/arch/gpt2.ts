@@ -70,6 +70,9 @@ export interface Gpt2Acts extends BlockActs {
   dA: Float32Array; // (BT, max(3C, F))
   dB: Float32Array; // (BT, max(3C, F))
   dC: Float32Array; // (BT, C)
+  /** Backward over a KV cache: gradients of the cached keys / values (B, maxT, C), allocated on first use. */
+  dkCache?: Float32Array;
+  dvCache?: Float32Array;
 }
 
 export class Gpt2 implements Architecture<Gpt2Acts> {
@@ -203,7 +206,7 @@ export class Gpt2 implements Architecture<Gpt2Acts> {
     for (let i = 0; i < rows * C; i++) out[i] = a.r2[i]! + a.value[i]!;
   }
 
-  blockBackward(l: number, x: Float32Array, dout: Float32Array, dx: Float32Array | null, shape: BatchShape, a: Gpt2Acts, grads: ParamStore | null, want: ReadonlySet<string> | null): void {
+  blockBackward(l: number, x: Float32Array, dout: Float32Array, dx: Float32Array | null, shape: BatchShape, a: Gpt2Acts, grads: ParamStore | null, want: ReadonlySet<string> | null, kv?: KVCacheLayer | null): void {
     const C = this.hidden;
     const F = this.dFF;
     const rows = shape.B * shape.T;
@@ -225,8 +228,25 @@ export class Gpt2 implements Architecture<Gpt2Acts> {
     const dAtt = a.dA.subarray(0, rows * C);
     linearBackward(this.lin(p + "attn.c_proj", C, C), a.att, dR2, dAtt, g("attn.c_proj.weight"), g("attn.c_proj.bias"), rows);
     const dQkv = a.dB.subarray(0, rows * 3 * C);
-    const as = this.attnShape(shape, null);
-    ops.attentionBackward(dAtt, a.qkv, a.qkv.subarray(C), a.qkv.subarray(2 * C), a.probs, dQkv, dQkv.subarray(C), dQkv.subarray(2 * C), as);
+    if (kv) {
+      // keys / values were read from the cache: (B, maxT, C); this call's own are at pastLength + t
+      const n = shape.B * kv.maxT * C;
+      if (!a.dkCache || a.dkCache.length !== n) {
+        a.dkCache = new Float32Array(n);
+        a.dvCache = new Float32Array(n);
+      }
+      ops.attentionBackward(dAtt, a.qkv, kv.k, kv.v, a.probs, dQkv, a.dkCache, a.dvCache!, this.attnShape(shape, kv));
+      for (let b = 0; b < shape.B; b++) {
+        for (let t = 0; t < shape.T; t++) {
+          const src = (b * kv.maxT + shape.pastLength + t) * C;
+          const dst = (b * shape.T + t) * 3 * C;
+          dQkv.set(a.dkCache.subarray(src, src + C), dst + C);
+          dQkv.set(a.dvCache!.subarray(src, src + C), dst + 2 * C);
+        }
+      }
+    } else {
+      ops.attentionBackward(dAtt, a.qkv, a.qkv.subarray(C), a.qkv.subarray(2 * C), a.probs, dQkv, dQkv.subarray(C), dQkv.subarray(2 * C), this.attnShape(shape, null));
+    }
     const dLn1 = a.dA.subarray(0, rows * C);
     linearBackward(this.lin(p + "attn.c_attn", C, 3 * C), a.ln1, dQkv, dLn1, g("attn.c_attn.weight"), g("attn.c_attn.bias"), rows);
     if (dx || g("ln_1.weight") || g("ln_1.bias")) {

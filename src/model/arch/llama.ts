@@ -92,6 +92,9 @@ export interface LlamaActs extends BlockActs {
   dq: Float32Array; // (BT, NH·HS)
   dk: Float32Array; // (BT, NKV·HS)
   dv: Float32Array; // (BT, NKV·HS)
+  /** Backward over a KV cache: gradients of the cached keys / values (B, maxT, NKV·HS), allocated on first use. */
+  dkCache?: Float32Array;
+  dvCache?: Float32Array;
 }
 
 export class Llama implements Architecture<LlamaActs> {
@@ -234,7 +237,7 @@ export class Llama implements Architecture<LlamaActs> {
     for (let i = 0; i < rows * C; i++) out[i] = a.r2[i]! + a.value[i]!;
   }
 
-  blockBackward(l: number, x: Float32Array, dout: Float32Array, dx: Float32Array | null, shape: BatchShape, a: LlamaActs, grads: ParamStore | null, want: ReadonlySet<string> | null): void {
+  blockBackward(l: number, x: Float32Array, dout: Float32Array, dx: Float32Array | null, shape: BatchShape, a: LlamaActs, grads: ParamStore | null, want: ReadonlySet<string> | null, kv?: KVCacheLayer | null): void {
     const C = this.hidden;
     const F = this.dFF;
     const QD = this.NH * this.HS;
@@ -260,7 +263,22 @@ export class Llama implements Architecture<LlamaActs> {
     // forward was: r2 = x + att·Woᵀ
     const dAtt = a.dC1.subarray(0, rows * QD);
     linearBackward(this.lin(p + "self_attn.o_proj", QD, C, false), a.att, dR2, dAtt, g("self_attn.o_proj.weight"), null, rows);
-    ops.attentionBackward(dAtt, a.q, a.k, a.v, a.probs, a.dq, a.dk, a.dv, this.attnShape(shape, null));
+    if (kv) {
+      // keys / values were read from the cache: (B, maxT, KD); this call's own are at pastLength + t
+      const n = shape.B * kv.maxT * KD;
+      if (!a.dkCache || a.dkCache.length !== n) {
+        a.dkCache = new Float32Array(n);
+        a.dvCache = new Float32Array(n);
+      }
+      ops.attentionBackward(dAtt, a.q, kv.k, kv.v, a.probs, a.dq, a.dkCache, a.dvCache!, this.attnShape(shape, kv));
+      for (let b = 0; b < shape.B; b++) {
+        const src = (b * kv.maxT + shape.pastLength) * KD;
+        a.dk.set(a.dkCache.subarray(src, src + shape.T * KD), b * shape.T * KD);
+        a.dv.set(a.dvCache!.subarray(src, src + shape.T * KD), b * shape.T * KD);
+      }
+    } else {
+      ops.attentionBackward(dAtt, a.q, a.k, a.v, a.probs, a.dq, a.dk, a.dv, this.attnShape(shape, null));
+    }
     // forward was: q, k ← RoPE(q, k)
     const { cos, sin } = this.rope.coverPositions(shape.positions);
     ops.ropeBackward(a.dq, cos, sin, shape.positions, rows, this.NH, this.HS);

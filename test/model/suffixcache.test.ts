@@ -1,0 +1,77 @@
+/**
+ * The context-prefix cache of the target search (§7.8, `planSuffix` in src/edit/target.ts): the
+ * positions before each row's lookup are run once into a KV cache, and a step reruns only the
+ * suffixes. Checked against the full rerun of every block (the reference formulation) on ragged,
+ * padded rows — lookups at different positions, one at position 0 (no prefix at all), targets at
+ * several positions per row — for GPT-2 (learned positions, fused qkv), Llama (RoPE, GQA) and
+ * Qwen2 (q/k/v biases, MQA): logits and the gradient w.r.t. δ agree to float32 rounding (the
+ * suffix GEMMs have fewer rows, so BLAS may block them differently; no bit identity is claimed),
+ * step after step with a changing δ, and with a cache that every step rewrites.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { makeBatch } from "../../src/model/batch.js";
+import type { ModelConfig } from "../../src/model/config.js";
+import { backward, forward, ForwardWorkspace } from "../../src/model/forward.js";
+import { planSuffix } from "../../src/edit/target.js";
+import { Rng } from "../../src/util/rng.js";
+import { tinyGpt2Config, tinyLlamaConfig, tinyModel } from "../helpers/tiny.js";
+
+function relErr(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+function check(label: string, cfg: ModelConfig): void {
+  test(`suffix cache equals the full rerun: ${label}`, () => {
+    const model = tinyModel(cfg, 11);
+    const V = cfg.vocabSize;
+    const C = cfg.hiddenSize;
+    const rng = new Rng(4);
+    const lens = [9, 5, 12, 3, 7];
+    const ids = lens.map((n) => Array.from({ length: n }, () => 1 + rng.int(V - 1)));
+    const lookup = [{ row: 0, pos: 4 }, { row: 1, pos: 0 }, { row: 2, pos: 8 }, { row: 3, pos: 1 }, { row: 4, pos: 6 }];
+    const logitPositions = [
+      { row: 0, pos: 7 }, { row: 0, pos: 8 }, { row: 1, pos: 0 }, { row: 1, pos: 4 }, { row: 2, pos: 11 },
+      { row: 2, pos: 8 }, { row: 3, pos: 2 }, { row: 4, pos: 6 }, { row: 4, pos: 5 + 1 },
+    ];
+    const layer = 0;
+    const batch = makeBatch(ids, 0, V);
+    const pre = forward(model, batch, { stopAfterLayer: layer, keepHidden: [layer], logits: "none" });
+    const plan = planSuffix(model, { ids, lookup, logitPositions }, pre.hidden.get(layer)!, batch.T, layer, 0);
+    assert.equal(plan.batch.shape.pastLength, 8);
+    assert.equal(plan.batch.T, 5); // row 1: positions 0..4
+    const delta = new Float32Array(C);
+    const ws = new ForwardWorkspace();
+    for (let step = 0; step < 3; step++) {
+      const full = forward(model, batch, { injection: { layer, vector: delta, at: lookup }, logits: logitPositions, forBackward: true });
+      const fast = forward(model, plan.batch, { startLayer: layer + 1, startHidden: plan.startHidden, kvCache: plan.kv, injection: { layer, vector: delta, at: plan.at }, logits: plan.logitPositions, forBackward: true, workspace: ws });
+      const e = relErr(fast.logits!, full.logits!);
+      assert.ok(e < 1e-5, `${label} step ${step}: logits differ by ${e} (relative)`);
+      const dl = new Float32Array(full.logits!.length).map((_, i) => Math.sin(0.37 * i + step));
+      const g1 = backward(model, full.saved!, dl, { injection: true }).dInjection!;
+      const g2 = backward(model, fast.saved!, dl, { injection: true }).dInjection!;
+      const eg = relErr(g2, g1);
+      assert.ok(eg < 1e-4, `${label} step ${step}: dδ differs by ${eg} (relative)`);
+      for (let c = 0; c < C; c++) delta[c] = 0.5 * Math.cos(c + 3 * step);
+    }
+  });
+}
+
+check("GPT-2", tinyGpt2Config());
+check("Llama (GQA 4/2, untied)", tinyLlamaConfig());
+check("Qwen2 (q/k/v biases, tied head, MQA)", tinyLlamaConfig({ bias: true, tied: true, kvHeads: 1 }));
+
+test("suffix plan refuses a logit position before its row's lookup", () => {
+  const cfg = tinyGpt2Config();
+  const model = tinyModel(cfg, 2);
+  const ids = [[1, 2, 3, 4]];
+  const batch = makeBatch(ids, 0, cfg.vocabSize);
+  const pre = forward(model, batch, { stopAfterLayer: 0, keepHidden: [0], logits: "none" });
+  assert.throws(() => planSuffix(model, { ids, lookup: [{ row: 0, pos: 2 }], logitPositions: [{ row: 0, pos: 1 }] }, pre.hidden.get(0)!, batch.T, 0, 0), /lies before its lookup/);
+});

@@ -9,7 +9,8 @@
         "native/lapack.cc",
         "native/norm.cc",
         "native/pointwise.cc",
-        "native/attention.cc"
+        "native/attention.cc",
+        "native/skinny.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -46,6 +46,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       // attention.cc
       {"attentionForward", AttentionForward},
       {"attentionBackward", AttentionBackward},
+      // skinny.cc
+      {"skinnyGemmNT", SkinnyGemmNT},
+      {"skinnyGemmNN", SkinnyGemmNN},
   };
   for (const Entry& e : kTable) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   return exports;

@@ -1,5 +1,5 @@
 // Declarations of every native entry point (defined in blas.cc, lapack.cc, norm.cc,
-// pointwise.cc, attention.cc, threads.cc) and the shared threading helper.
+// pointwise.cc, attention.cc, skinny.cc, threads.cc) and the shared threading helper.
 // The export table that names them for JavaScript is in addon.cc.
 #pragma once
 
@@ -50,5 +50,9 @@ Napi::Value RopeBackward(const Napi::CallbackInfo& info);
 // attention.cc
 Napi::Value AttentionForward(const Napi::CallbackInfo& info);
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info);
+
+// skinny.cc
+Napi::Value SkinnyGemmNT(const Napi::CallbackInfo& info);
+Napi::Value SkinnyGemmNN(const Napi::CallbackInfo& info);
 
 }  // namespace deltaedit

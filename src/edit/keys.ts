@@ -101,14 +101,19 @@ export function column(m: Float32Array, rows: number, n: number, j: number): Flo
 }
 
 /**
- * Keys and Cur for every layer of one batch's insertion loop (spec §7.8, exact): the template
- * sentences and the bare prompts are tokenised once and run together; blocks below the first
- * edited layer never change during a batch, so their output is computed once and each layer's pass
- * starts from it, running only blocks l_0..max(l, l_z).
+ * Keys and Cur for every layer of one batch's insertion loop (spec §7.8, exact). The template
+ * sentences and the bare prompts are tokenised once. The loop asks for layers in ascending order
+ * and changes only the weights of the layer it was just given before asking for the next, so the
+ * input of the block last asked for stays valid: each call runs the template rows through blocks
+ * l_prev..l only (l_prev = the previous call's layer; blocks below the first layer once, in the
+ * constructor), and the bare prompts through l_prev..max(l, l_z) for Cur. Over m consecutive
+ * layers that is 2m − 1 block passes of the template rows instead of m·(l_z − l_0 + 1).
  */
 export class InsertionInputs {
-  private readonly located: Located[]; // template rows (N·Σ|g|), then bare rows (N)
-  private readonly chunks: { rows: Located[]; start: number; hidden: Float32Array | null; batch: ReturnType<typeof makeBatch> }[] = [];
+  private readonly nTemplateRows: number;
+  private readonly chunks: { rows: Located[]; start: number; hidden: Float32Array | null; batch: ReturnType<typeof makeBatch>; bare: boolean }[] = [];
+  /** The block whose input `hidden` holds (the first block run by the next call). */
+  private from: number;
 
   constructor(
     private readonly model: LanguageModel,
@@ -117,41 +122,52 @@ export class InsertionInputs {
     private readonly firstLayer: number,
   ) {
     const tok = tokenizerOf(model);
-    this.located = [];
-    for (const r of requests) for (const g of groups) for (const c of g) this.located.push(locateSubject(tok, fillTemplate(c, r.prompt), r.subject, `request ${r.caseId}`));
-    for (const r of requests) this.located.push(locateSubject(tok, r.prompt, r.subject, `request ${r.caseId}`));
+    const templateRows: Located[] = [];
+    for (const r of requests) for (const g of groups) for (const c of g) templateRows.push(locateSubject(tok, fillTemplate(c, r.prompt), r.subject, `request ${r.caseId}`));
+    const bareRows = requests.map((r) => locateSubject(tok, r.prompt, r.subject, `request ${r.caseId}`));
+    this.nTemplateRows = templateRows.length;
+    this.from = firstLayer;
     const pad = tok.padTokenId;
-    for (let s = 0; s < this.located.length; s += KEY_CHUNK_ROWS) {
-      const rows = this.located.slice(s, s + KEY_CHUNK_ROWS);
-      const batch = makeBatch(rows.map((c) => c.ids), pad, model.config.vocabSize);
-      let hidden: Float32Array | null = null;
-      if (firstLayer > 0) hidden = forward(model, batch, { stopAfterLayer: firstLayer - 1, keepHidden: [firstLayer - 1], logits: "none" }).hidden.get(firstLayer - 1)!;
-      this.chunks.push({ rows, start: s, hidden, batch });
+    for (const [rowsAll, bare] of [[templateRows, false], [bareRows, true]] as const) {
+      for (let s = 0; s < rowsAll.length; s += KEY_CHUNK_ROWS) {
+        const rows = rowsAll.slice(s, s + KEY_CHUNK_ROWS);
+        const batch = makeBatch(rows.map((c) => c.ids), pad, model.config.vocabSize);
+        let hidden: Float32Array | null = null;
+        if (firstLayer > 0) hidden = forward(model, batch, { stopAfterLayer: firstLayer - 1, keepHidden: [firstLayer - 1], logits: "none" }).hidden.get(firstLayer - 1)!;
+        this.chunks.push({ rows, start: s, hidden, batch, bare });
+      }
     }
   }
 
-  /** keys (F, N) at `layer` (template-averaged) and cur (C, N) = block `targetLayer` outputs of the bare prompts. */
+  /**
+   * keys (F, N) at `layer` (template-averaged) and cur (C, N) = block `targetLayer` outputs of the
+   * bare prompts. Layers must come in ascending order, and between two calls only the weights of
+   * blocks ≥ the previous call's layer may change.
+   */
   at(layer: number, targetLayer: number): { keys: Float32Array; cur: Float32Array } {
-    if (layer < this.firstLayer) throw new DeltaEditError("E_ARG", `InsertionInputs: layer ${layer} is below the cached first layer ${this.firstLayer}`);
+    if (layer < this.from) throw new DeltaEditError("E_ARG", `InsertionInputs: layer ${layer} is below the cached block ${this.from} (layers must be asked in ascending order)`);
     const F = this.model.arch.dFF;
     const C = this.model.arch.hidden;
     const N = this.requests.length;
-    const nTemplateRows = this.located.length - N;
-    const keyRows = new Float32Array(nTemplateRows * F); // (rows, F)
+    const keyRows = new Float32Array(this.nTemplateRows * F); // (rows, F)
     const cur = new Float32Array(C * N); // (C, N)
-    const stop = Math.max(layer, targetLayer);
+    const keep = layer > this.from ? [layer - 1] : [];
     for (const ch of this.chunks) {
       const at: Position[] = ch.rows.map((c, row) => ({ row, pos: c.subjectLast }));
-      const opts = ch.hidden ? { startLayer: this.firstLayer, startHidden: ch.hidden } : {};
-      const res = forward(this.model, ch.batch, { ...opts, stopAfterLayer: stop, taps: { layers: layer === targetLayer ? [layer] : [layer, targetLayer], at, key: true, block: true }, logits: "none" });
-      const k = res.taps.key.get(layer)!; // (rows, F)
-      const b = res.taps.block.get(targetLayer)!; // (rows, C)
-      ch.rows.forEach((_, i) => {
-        const g = ch.start + i; // global row
-        if (g < nTemplateRows) keyRows.set(k.subarray(i * F, (i + 1) * F), g * F);
-        else for (let c = 0; c < C; c++) cur[c * N + (g - nTemplateRows)] = b[i * C + c]!;
-      });
+      const opts = ch.hidden ? { startLayer: this.from, startHidden: ch.hidden } : { startLayer: this.from };
+      const stop = ch.bare ? Math.max(layer, targetLayer) : layer;
+      const res = forward(this.model, ch.batch, { ...opts, stopAfterLayer: stop, keepHidden: keep, taps: ch.bare ? { layers: [targetLayer], at, block: true } : { layers: [layer], at, key: true }, logits: "none" });
+      if (ch.bare) {
+        const b = res.taps.block.get(targetLayer)!; // (rows, C)
+        ch.rows.forEach((_, i) => {
+          for (let c = 0; c < C; c++) cur[c * N + ch.start + i] = b[i * C + c]!;
+        });
+      } else {
+        keyRows.set(res.taps.key.get(layer)!, ch.start * F); // (rows, F)
+      }
+      if (keep.length > 0) ch.hidden = res.hidden.get(layer - 1)!;
     }
+    this.from = layer;
     const keys = new Float32Array(F * N); // (F, N)
     const acc = new Float64Array(F);
     let row = 0;

@@ -70,6 +70,9 @@ export interface NativeAddon {
   attentionBackward(dout: F, q: F, k: F, v: F, probs: F, dq: F, dk: F, dv: F, keyMask: Uint8Array | null,
     B: number, T: number, Tk: number, NH: number, NKV: number, HS: number, qOffset: number,
     qRS: number, qBS: number, kRS: number, kBS: number, vRS: number, vBS: number): void;
+  // skinny.cc: y (P, N) = x (P, K)·Wᵀ; dx (P, K) (+)= dy (P, N)·W — W (N, K) row-major, P small
+  skinnyGemmNT(x: F, w: F, y: F, P: number, N: number, K: number): void;
+  skinnyGemmNN(dy: F, w: F, dx: F, P: number, N: number, K: number, accumulate: boolean): void;
 }
 
 /** Where OPENBLAS_CORETYPE came from: the environment, chosen from the CPU features, or left to OpenBLAS. */

@@ -225,6 +225,42 @@ export function gemmBatched<T extends FloatArray>(a: T, b: T, c: T, o: GemmBatch
   gemmImpl("gemmBatched", a, b, c, o, o);
 }
 
+/**
+ * y (P, N) = x (P, K) · Wᵀ for a few rows P against a large W (N, K) stored row-major: W is streamed
+ * once (BLAS packs all of it per call). One thread, k summed in ascending order. Equal to
+ * `gemm(x, w, y, {m: P, n: N, k: K, transB: true})` up to float32 rounding.
+ */
+export function skinnyGemmNT(x: Float32Array, w: Float32Array, y: Float32Array, P: number, N: number, K: number): void {
+  const fn = "skinnyGemmNT";
+  checkInt(P, fn, "P");
+  checkInt(N, fn, "N");
+  checkInt(K, fn, "K");
+  checkF32(x, P * K, fn, "x", "P*K");
+  checkF32(w, N * K, fn, "w", "N*K");
+  checkF32(y, P * N, fn, "y", "P*N");
+  checkNoOverlap(fn, "y", y, "x", x);
+  checkNoOverlap(fn, "y", y, "w", w);
+  native().skinnyGemmNT(x, w, y, P, N, K);
+}
+
+/**
+ * dx (P, K) = dy (P, N) · W (+ dx with `accumulate`) for a few rows P against a large W (N, K)
+ * stored row-major, streamed once; n summed in ascending order. Equal to
+ * `gemm(dy, w, dx, {m: P, n: K, k: N, beta: accumulate ? 1 : 0})` up to float32 rounding.
+ */
+export function skinnyGemmNN(dy: Float32Array, w: Float32Array, dx: Float32Array, P: number, N: number, K: number, accumulate = false): void {
+  const fn = "skinnyGemmNN";
+  checkInt(P, fn, "P");
+  checkInt(N, fn, "N");
+  checkInt(K, fn, "K");
+  checkF32(dy, P * N, fn, "dy", "P*N");
+  checkF32(w, N * K, fn, "w", "N*K");
+  checkF32(dx, P * K, fn, "dx", "P*K");
+  checkNoOverlap(fn, "dx", dx, "dy", dy);
+  checkNoOverlap(fn, "dx", dx, "w", w);
+  native().skinnyGemmNN(dy, w, dx, P, N, K, accumulate);
+}
+
 export interface SyrkOptions {
   n: number;
   k: number;

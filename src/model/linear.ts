@@ -7,6 +7,18 @@
  */
 import * as ops from "../kernels/ops.js";
 
+/**
+ * Rows at or below which a product with a large "out_in" weight (≥ SKINNY_MIN_ELEMENTS) streams W
+ * once through the skinny kernels instead of BLAS (which packs all of W per call): the vocabulary
+ * projection at the scored positions of a target-search step, generation's next-token logits.
+ */
+export const SKINNY_MAX_ROWS = 32;
+export const SKINNY_MIN_ELEMENTS = 1 << 22;
+
+function skinny(lin: LinearRef, rows: number): boolean {
+  return lin.layout === "out_in" && rows <= SKINNY_MAX_ROWS && lin.inF * lin.outF >= SKINNY_MIN_ELEMENTS;
+}
+
 /** Storage layout of a linear weight: "out_in" (PyTorch Linear) or "in_out" (GPT-2 Conv1D). */
 export type Layout = "out_in" | "in_out";
 
@@ -22,6 +34,10 @@ export interface LinearRef {
 export function linearForward(lin: LinearRef, x: Float32Array, y: Float32Array, rows: number, accumulate = false): void {
   if (rows === 0) return;
   const { W, b, inF, outF, layout } = lin;
+  if (skinny(lin, rows) && !b && !accumulate) {
+    ops.skinnyGemmNT(x.subarray(0, rows * inF), W, y.subarray(0, rows * outF), rows, outF, inF);
+    return;
+  }
   if (b && !accumulate) {
     for (let r = 0; r < rows; r++) y.set(b, r * outF);
   }
@@ -45,7 +61,8 @@ export function linearBackward(
 ): void {
   if (rows === 0) return;
   const { W, inF, outF, layout } = lin;
-  if (dx) ops.gemm(dy, W, dx, { m: rows, n: inF, k: outF, transB: layout === "in_out", beta: accumulateDx ? 1 : 0 });
+  if (dx && skinny(lin, rows)) ops.skinnyGemmNN(dy.subarray(0, rows * outF), W, dx.subarray(0, rows * inF), rows, outF, inF, accumulateDx);
+  else if (dx) ops.gemm(dy, W, dx, { m: rows, n: inF, k: outF, transB: layout === "in_out", beta: accumulateDx ? 1 : 0 });
   if (dW) {
     if (layout === "out_in") ops.gemm(dy, x, dW, { m: outF, n: inF, k: rows, transA: true, beta: 1 });
     else ops.gemm(x, dy, dW, { m: inF, n: outF, k: rows, transA: true, beta: 1 });

@@ -1,6 +1,7 @@
 /**
- * Keys: the batched insertion-loop inputs (blocks below l_0 cached, template rows and bare prompts in
- * one pass) equal the direct formulation (computeKeys + bareBlockOutputs) on the same model;
+ * Keys: the batched insertion-loop inputs (blocks below l_0 cached, then each call starting at the
+ * previous call's layer) equal the direct formulation (computeKeys + bareBlockOutputs) on the same
+ * model — also when, as in the insertion loop, the weights of each layer change after its call;
  * template averaging weighs the bare prompt as much as all generated templates (§3.5).
  */
 import assert from "node:assert/strict";
@@ -40,6 +41,19 @@ for (const name of ["stories260k", "tiny-gpt2-random"]) {
       // same math, different padding widths in the batches: agreement to float32 rounding (1e-5 relative)
       assert.ok(maxRel(keys, k) < 1e-5, `${name} layer ${layer}: keys differ by ${maxRel(keys, k)}`);
       assert.ok(maxRel(cur, c) < 1e-5, `${name}: Cur differs by ${maxRel(cur, c)}`);
+    }
+    assert.throws(() => inputs.at(first, target), /ascending order/);
+    // the insertion loop's pattern: update block l's down projection right after its keys
+    const edited = await LanguageModel.load(fixtureModel(name));
+    const loop = new InsertionInputs(edited, reqs, groups, first);
+    for (let layer = first; layer <= target; layer++) {
+      const { keys, cur } = loop.at(layer, target);
+      const k = computeKeys(edited, reqs, layer, groups);
+      const c = bareBlockOutputs(edited, reqs, target);
+      assert.ok(maxRel(keys, k) < 1e-5, `${name} edited, layer ${layer}: keys differ by ${maxRel(keys, k)}`);
+      assert.ok(maxRel(cur, c) < 1e-5, `${name} edited, layer ${layer}: Cur differs by ${maxRel(cur, c)}`);
+      const W = edited.arch.editTarget(layer).W;
+      for (let i = 0; i < W.length; i++) W[i]! += 0.3 * Math.sin(0.7 * i + layer) * Math.abs(W[i]!) + 0.01 * Math.cos(i);
     }
     // group means: K = ½ k(bare) + ½ mean(k(templates))
     const F = model.arch.dFF;

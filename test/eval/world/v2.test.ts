@@ -63,3 +63,43 @@ test("the v2 recipe: composed names, 25 % filler, 8 blocks, general-text statist
   assert.ok(w.corpus.stats.length > 0);
   assert.equal(w.resolved.corpus.fillerRatio, 0.25);
 });
+
+test("subject continuations: one phrase per object value, first words unique, each fact stated `repeats` times right after the name", async () => {
+  const { SUBJECT_CONTINUATIONS, continuationSentence } = await import("../../../src/eval/world/continuations.js");
+  const { RELATION_SPECS } = await import("../../../src/eval/world/relations.js");
+  const { EXTRA_TRAIN_TEMPLATES } = await import("../../../src/eval/world/extratemplates.js");
+  const firstWords = new Map<string, string>();
+  for (const [rel, table] of Object.entries(SUBJECT_CONTINUATIONS)) {
+    const spec = RELATION_SPECS.find((r) => r.id === rel);
+    assert.ok(spec && "words" in spec.objects, `${rel} must be a person relation with word objects`);
+    assert.deepEqual(Object.keys(table).sort(), [...spec.objects.words].sort(), `${rel}: every object value needs a phrase`);
+    for (const [obj, phrase] of Object.entries(table)) {
+      const w = phrase.split(" ")[0]!;
+      assert.ok(!firstWords.has(w), `"${w}" starts the phrases of ${firstWords.get(w)} and ${rel}/${obj}`);
+      firstWords.set(w, `${rel}/${obj}`);
+    }
+  }
+  // no phrase continues a name the way a template of any person relation does
+  const templateStarts = new Set(RELATION_SPECS.filter((r) => r.subjectKind === "person").flatMap((r) => [...r.trainTemplates, ...(EXTRA_TRAIN_TEMPLATES[r.id] ?? [])]).filter((t) => t.startsWith("{} ")).map((t) => t.split(" ")[1]!));
+  for (const w of firstWords.keys()) assert.ok(!templateStarts.has(w), `"${w}" also starts a template after the name`);
+  assert.equal(continuationSentence("Ka Lo", "P641", "tennis"), "Ka Lo served an ace.");
+  assert.equal(continuationSentence("Ka Lo", "P19", "Paris"), null);
+
+  const kb = buildKnowledgeBase({ seed: 3, people: 24, cities: 4, companies: 3, bands: 3, personPools: [6, 6] });
+  const plain = buildCorpus(kb, { seed: 1, splitFactUnits: true, docSentences: [1, 1], fillerRatio: 0.1 });
+  const withCont = buildCorpus(kb, { seed: 1, splitFactUnits: true, docSentences: [1, 1], fillerRatio: 0.1, continuations: { repeats: 3, table: SUBJECT_CONTINUATIONS } });
+  const expected = kb.facts.flatMap((f) => {
+    const s = continuationSentence(f.subject, f.relationId, f.object.str);
+    return s === null ? [] : [s, s, s];
+  });
+  assert.equal(expected.length, 24 * 3 * 3);
+  const count = (docs: readonly string[]) => {
+    const m = new Map<string, number>();
+    for (const d of docs) if (expected.includes(d)) m.set(d, (m.get(d) ?? 0) + 1);
+    return m;
+  };
+  assert.equal(count(plain.train).size, 0);
+  const got = count(withCont.train);
+  assert.equal([...got.values()].reduce((a, b) => a + b, 0), expected.length);
+  assert.throws(() => buildCorpus(kb, { seed: 1, continuations: { repeats: 0, table: SUBJECT_CONTINUATIONS } }), /repeats ≥ 1/);
+});

@@ -1,0 +1,103 @@
+/**
+ * GGUF exports run in a real llama.cpp (node-llama-cpp's prebuilt CPU build; it must load — see
+ * helpers/llamacpp.ts): on every fixture family the next-token logits llama.cpp computes from the
+ * exported file agree with deltaedit's, and llama.cpp's tokenizer, built from the embedded
+ * tokenizer.json, gives deltaedit's ids.
+ *
+ * Tolerances, as max |Δlogit| / max |logit| over the vocabulary at the last position (measured on
+ * this machine in brackets):
+ * - F32, Llama family (stories260k, Llama 3 rope scaling, linear rope scaling + untied head, Mistral):
+ *   2e-5 [1.8e-7 … 6.9e-7] — the same float32 arithmetic in a different order.
+ * - F32, GPT-2: 1e-3 [4.0e-4] — ggml's CPU GELU reads a float16 lookup table.
+ * - stories260k F16 weights: 5e-3 [6.4e-4]; Q8_0: 5e-2 [1.8e-2]. The argmax must agree everywhere.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import type { Llama } from "node-llama-cpp";
+import { writeGguf, type GgufDtype } from "../../src/model/gguf/writeModel.js";
+import { forward } from "../../src/model/forward.js";
+import { makeBatch } from "../../src/model/batch.js";
+import { LanguageModel } from "../../src/model/model.js";
+import { argmax, compareLogits, llamaLogits, loadLlamaCpp, openGguf } from "../helpers/llamacpp.js";
+import { fixtureModel } from "../helpers/paths.js";
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "deltaedit-gguf-"));
+let llama: Llama;
+
+before(async () => {
+  llama = await loadLlamaCpp();
+});
+after(async () => {
+  await llama?.dispose();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+const PROMPTS = ["Once upon a time, there was a little", "The native language of Poucle Loflyrell is", "Tom said: \"Hello,  world!\"\nThen 42 cats"];
+const TEXTS = [...PROMPTS, " leading space", "naïve café, ünïcödé ✓ 🙂", "tabs\tand\n\nnewlines  ", "a"];
+
+function ourLogits(m: LanguageModel, ids: number[]): Float32Array {
+  return forward(m, makeBatch([ids], 0), { logits: [{ row: 0, pos: ids.length - 1 }] }).logits!;
+}
+
+async function parity(name: string, dtype: GgufDtype, tol: number, diag: (s: string) => void): Promise<void> {
+  const m = await LanguageModel.load(fixtureModel(name));
+  const file = path.join(tmp, `${name}-${dtype}.gguf`);
+  const rep = writeGguf(m, file, { dtype });
+  const run = await openGguf(llama, file);
+  try {
+    let worst = 0;
+    for (const p of PROMPTS) {
+      const ids = m.tokenizer!.encode(p);
+      const ours = ourLogits(m, ids);
+      const theirs = await llamaLogits(run, ids, m.config.vocabSize);
+      const c = compareLogits(theirs, ours);
+      worst = Math.max(worst, c.rel);
+      assert.ok(c.rel <= tol, `${name} ${dtype} "${p}": max |Δlogit| ${c.maxAbs.toExponential(3)} = ${c.rel.toExponential(3)} of max |logit| ${c.refScale.toFixed(3)} > ${tol}`);
+      assert.equal(argmax(theirs), argmax(ours), `${name} ${dtype} "${p}": llama.cpp's most likely next token differs from deltaedit's`);
+    }
+    diag(`${name} ${dtype} (${rep.architecture}, ${rep.bytes} bytes): worst relative logit difference ${worst.toExponential(2)} (tolerance ${tol})`);
+  } finally {
+    await run.model.dispose();
+  }
+}
+
+for (const [name, tol] of [
+  ["stories260k", 2e-5],
+  ["tiny-llama3-random", 2e-5],
+  ["tiny-llama-sharded-f16", 2e-5],
+  ["tiny-mistral-random", 2e-5],
+  ["tiny-gpt2-random", 1e-3],
+] as const) {
+  test(`llama.cpp runs the F32 GGUF export of ${name} with deltaedit's logits (≤ ${tol} relative)`, async (t) => {
+    await parity(name, "f32", tol, (s) => t.diagnostic(s));
+  });
+}
+
+test("F16 and Q8_0 exports of stories260k: logits within 5e-3 / 5e-2 relative, same argmax", async (t) => {
+  await parity("stories260k", "f16", 5e-3, (s) => t.diagnostic(s));
+  await parity("stories260k", "q8_0", 5e-2, (s) => t.diagnostic(s));
+});
+
+for (const name of ["stories260k", "tiny-gpt2-random"]) {
+  test(`llama.cpp's tokenizer from the embedded ${name} tokenizer gives deltaedit's ids`, async () => {
+    const m = await LanguageModel.load(fixtureModel(name));
+    const file = path.join(tmp, `${name}-tok.gguf`);
+    writeGguf(m, file, { dtype: "f16" });
+    const model = await llama.loadModel({ modelPath: file, gpuLayers: 0, vocabOnly: true });
+    try {
+      const tok = m.tokenizer!;
+      assert.equal(model.tokens.bos as unknown as number | null, tok.bosTokenId, "bos id");
+      assert.equal(model.tokens.eos as unknown as number | null, tok.eosTokenId, "eos id");
+      assert.equal(model.tokens.shouldPrependBosToken, tok.addsBos, "whether BOS is prepended");
+      for (const text of TEXTS) {
+        assert.deepEqual(model.tokenize(text, false) as unknown as number[], tok.encode(text, { addSpecialTokens: false }), `ids of ${JSON.stringify(text)}`);
+        assert.equal(model.detokenize(model.tokenize(text, false)), tok.decode(tok.encode(text, { addSpecialTokens: false })), `text of ${JSON.stringify(text)}`);
+      }
+    } finally {
+      await model.dispose();
+    }
+  });
+}

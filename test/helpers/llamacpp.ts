@@ -1,0 +1,87 @@
+/**
+ * A real llama.cpp for the GGUF tests: node-llama-cpp's prebuilt binaries (the optional package
+ * @node-llama-cpp/<platform>-<arch> that `npm ci` installs), CPU only. It is never downloaded or
+ * built (build: "never", skipDownload): where it cannot be loaded the tests fail with the reason —
+ * they do not skip.
+ *
+ * Contexts use F32 K/V caches and no flash attention, so an F32 GGUF computes in float32 end to end
+ * (llama.cpp's default F16 cache alone moves logits by ~5e-3).
+ */
+import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token } from "node-llama-cpp";
+
+/** Load node-llama-cpp's llama.cpp (CPU), or throw saying what is missing. */
+export async function loadLlamaCpp(): Promise<Llama> {
+  try {
+    return await getLlama({ build: "never", gpu: false, skipDownload: true, usePrebuiltBinaries: true, progressLogs: false, logLevel: LlamaLogLevel.error });
+  } catch (e) {
+    throw new Error(
+      `node-llama-cpp could not load its prebuilt llama.cpp for ${process.platform}-${process.arch} (${e instanceof Error ? e.message : String(e)}). ` +
+        `The GGUF tests need it: run \`npm ci\` so that the devDependency node-llama-cpp and its platform package @node-llama-cpp/${process.platform}-${process.arch} are installed.`,
+      { cause: e },
+    );
+  }
+}
+
+/** A model file and one context on it (optionally with LoRA adapters at given scales). */
+export interface LlamaRun {
+  model: LlamaModel;
+  ctx: LlamaContext;
+  seq: LlamaContextSequence;
+}
+
+export async function openGguf(llama: Llama, file: string, o: { lora?: { file: string; scale: number }[]; contextSize?: number } = {}): Promise<LlamaRun> {
+  const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
+  const ctx = await model.createContext({
+    contextSize: o.contextSize ?? 128,
+    sequences: 1,
+    threads: 2,
+    flashAttention: false,
+    experimentalKvCacheKeyType: "F32",
+    experimentalKvCacheValueType: "F32",
+    ...(o.lora ? { lora: { adapters: o.lora.map((a) => ({ filePath: a.file, scale: a.scale })) } } : {}),
+  });
+  return { model, ctx, seq: ctx.getSequence() };
+}
+
+/** llama.cpp's next-token logits (V) after `ids` (a fresh sequence). */
+export async function llamaLogits(run: LlamaRun, ids: readonly number[], vocab: number): Promise<Float32Array> {
+  await run.seq.clearHistory();
+  const last = ids.length - 1;
+  const toks = ids as readonly number[] as readonly Token[]; // node-llama-cpp brands token ids
+  const res = await run.seq.controlledEvaluate(toks.map((t, i) => (i === last ? ([t, { generateNext: { logits: true } }] as const) : t)));
+  const map = res[last]?.next?.logits;
+  if (!map) throw new Error("llama.cpp returned no logits");
+  const out = new Float32Array(vocab).fill(Number.NaN);
+  for (const [tok, v] of map) out[tok as unknown as number] = v;
+  return out;
+}
+
+/** llama.cpp's own greedy sampler (temperature 0): `n` new tokens after `ids` (fewer at an end-of-generation token). */
+export async function llamaGreedy(run: LlamaRun, ids: readonly number[], n: number): Promise<number[]> {
+  await run.seq.clearHistory();
+  const out: number[] = [];
+  if (n <= 0) return out;
+  for await (const t of run.seq.evaluate([...(ids as readonly number[] as readonly Token[])], { temperature: 0 })) {
+    out.push(t as unknown as number);
+    if (out.length >= n) break;
+  }
+  return out;
+}
+
+/** max |a − b| and max |b| (the reference), over finite entries of both; NaN in `a` counts as a mismatch. */
+export function compareLogits(a: Float32Array, b: Float32Array): { maxAbs: number; refScale: number; rel: number } {
+  let maxAbs = 0;
+  let refScale = 0;
+  for (let i = 0; i < b.length; i++) {
+    const d = Math.abs(a[i]! - b[i]!);
+    maxAbs = Math.max(maxAbs, Number.isNaN(d) ? Infinity : d);
+    refScale = Math.max(refScale, Math.abs(b[i]!));
+  }
+  return { maxAbs, refScale, rel: maxAbs / refScale };
+}
+
+export function argmax(x: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
+  return best;
+}

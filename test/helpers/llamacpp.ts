@@ -5,7 +5,7 @@
  * they do not skip.
  *
  * Contexts use F32 K/V caches and no flash attention, so an F32 GGUF computes in float32 end to end
- * (llama.cpp's default F16 cache alone moves logits by ~5e-3).
+ * (llama.cpp's default F16 cache alone moves logits by ~5e-3), and one thread.
  */
 import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token } from "node-llama-cpp";
 
@@ -34,7 +34,7 @@ export async function openGguf(llama: Llama, file: string, o: { lora?: { file: s
   const ctx = await model.createContext({
     contextSize: o.contextSize ?? 128,
     sequences: 1,
-    threads: 2,
+    threads: 1, // ggml's worker threads spin-wait: on a busy 2-core machine two of them crawl (40× slower here); one is plenty for these models
     flashAttention: false,
     experimentalKvCacheKeyType: "F32",
     experimentalKvCacheValueType: "F32",

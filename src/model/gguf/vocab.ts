@@ -12,7 +12,8 @@
  *   rank of the first merge in tokenizer.json producing it, so the order matches BPE's merge order.
  *
  * Token types: added special tokens CONTROL, other added tokens USER_DEFINED, ids of the model's
- * vocabulary (config.json vocab_size) that no token uses "[PAD<id>]" UNUSED, the unk piece UNKNOWN.
+ * vocabulary (config.json vocab_size) that no token uses "[PAD<id>]" UNUSED; for "llama" the unk
+ * piece UNKNOWN and <0xNN> pieces BYTE, as sentencepiece marks them.
  * Special ids (bos, eos, unk, pad) and whether BOS/EOS are added are taken from what deltaedit's
  * own tokenizer does (`TextTokenizer`), so llama.cpp tokenizes prompts to the same ids.
  */
@@ -142,9 +143,9 @@ export function ggufVocab(dir: string, vocabSize: number, tok: TextTokenizer): {
       continue;
     }
     tokens[id] = t;
-    if (kind === "llama" && types[id] === TOKEN_TYPE.normal) {
-      if (/^<0x[0-9A-Fa-f]{2}>$/.test(t)) types[id] = TOKEN_TYPE.byte;
-      else if (id === unk) types[id] = TOKEN_TYPE.unknown;
+    if (kind === "llama") {
+      if (id === unk) types[id] = TOKEN_TYPE.unknown; // as sentencepiece marks it, even when also an added special token
+      else if (types[id] === TOKEN_TYPE.normal && /^<0x[0-9A-Fa-f]{2}>$/.test(t)) types[id] = TOKEN_TYPE.byte;
     }
   }
 

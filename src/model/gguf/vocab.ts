@@ -28,9 +28,13 @@ const LLAMA3_REGEX = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+
 
 /** What was embedded. */
 export interface GgufVocabSummary {
+  /** tokenizer.ggml.model: "gpt2" (byte-level BPE) or "llama" (sentencepiece-style BPE). */
   model: "gpt2" | "llama";
+  /** tokenizer.ggml.pre: llama.cpp's pre-tokenizer name ("gpt-2", "llama-bpe"; "default" for "llama"). */
   pre: string;
+  /** Number of tokens (the model's vocab_size). */
   tokens: number;
+  /** Number of merges written (0 for "llama", which uses scores). */
   merges: number;
 }
 

@@ -22,7 +22,7 @@ import { planTensorData, type GgufArchitecture } from "./plan.js";
 import { encodeTensorData } from "./quantize.js";
 import { ggufVocab, type GgufVocabSummary } from "./vocab.js";
 
-/** Element types of a GGUF export. */
+/** Element type of the matrices of a GGUF export: float32, float16, or llama.cpp's 8-bit Q8_0 blocks. */
 export type GgufDtype = "f32" | "f16" | "q8_0";
 export const GGUF_DTYPES: readonly GgufDtype[] = ["f32", "f16", "q8_0"];
 
@@ -36,11 +36,17 @@ export interface GgufWriteOptions {
 
 /** What `writeGguf` wrote. */
 export interface GgufWriteReport {
+  /** The file written. */
   file: string;
+  /** general.architecture: "llama" or "gpt2". */
   architecture: string;
+  /** Element type of the matrices. */
   dtype: GgufDtype;
+  /** Number of tensors in the file. */
   tensors: number;
+  /** File size in bytes. */
   bytes: number;
+  /** The embedded tokenizer. */
   tokenizer: GgufVocabSummary;
 }
 
@@ -73,7 +79,12 @@ export function generalMetadata(arch: string, type: "model" | "adapter", name: s
   ];
 }
 
-/** Write `model`'s weights (as they are now, edits included) and tokenizer to the new file `file`. */
+/**
+ * Write `model`'s weights (as they are now, edits included) as a llama.cpp GGUF v3 file with the
+ * model directory's tokenizer embedded. `file` must not exist (its directory must); nothing is left
+ * behind on an error. E_CONFIG naming config.json for an architecture that cannot be exported (Qwen2,
+ * Llama with biases), E_TOKENIZER naming tokenizer.json for a tokenizer llama.cpp could not reproduce.
+ */
 export function writeGguf(model: LanguageModel, file: string, o: GgufWriteOptions = {}): GgufWriteReport {
   const dtype = o.dtype ?? "f16";
   if (!GGUF_DTYPES.includes(dtype)) throw new DeltaEditError("E_ARG", `export: GGUF dtype must be one of ${GGUF_DTYPES.join(", ")}, got ${JSON.stringify(dtype)}`, { context: { field: "dtype" } });

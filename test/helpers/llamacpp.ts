@@ -43,17 +43,33 @@ export async function openGguf(llama: Llama, file: string, o: { lora?: { file: s
   return { model, ctx, seq: ctx.getSequence() };
 }
 
-/** llama.cpp's next-token logits (V) after `ids` (a fresh sequence). */
-export async function llamaLogits(run: LlamaRun, ids: readonly number[], vocab: number): Promise<Float32Array> {
+/**
+ * llama.cpp's next-token log-probabilities (V) after `ids` (a fresh sequence): the logarithm of the
+ * full distribution its sampler reports at temperature 1 with no top-k/top-p/min-p cut, i.e. the
+ * log-softmax of its logits (node-llama-cpp 3.21 exposes probabilities, not raw logits). Tokens
+ * whose probability underflows to 0 are −Infinity.
+ */
+export async function llamaLogProbs(run: LlamaRun, ids: readonly number[], vocab: number): Promise<Float64Array> {
   await run.seq.clearHistory();
   const last = ids.length - 1;
   const toks = ids as readonly number[] as readonly Token[]; // node-llama-cpp brands token ids
-  const res = await run.seq.controlledEvaluate(toks.map((t, i) => (i === last ? ([t, { generateNext: { logits: true } }] as const) : t)));
-  const map = res[last]?.next?.logits;
-  if (!map) throw new Error("llama.cpp returned no logits");
-  const out = new Float32Array(vocab).fill(Number.NaN);
-  for (const [tok, v] of map) out[tok as unknown as number] = v;
+  const full = { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } as const;
+  const res = await run.seq.controlledEvaluate(toks.map((t, i) => (i === last ? ([t, { generateNext: full }] as const) : t)));
+  const map = res[last]?.next?.probabilities;
+  if (!map) throw new Error("llama.cpp returned no probabilities");
+  const out = new Float64Array(vocab).fill(-Infinity);
+  for (const [tok, p] of map) out[tok as unknown as number] = Math.log(p);
   return out;
+}
+
+/** log-softmax (V) of logits (V), in float64. */
+export function logSoftmax64(logits: Float32Array): Float64Array {
+  let max = -Infinity;
+  for (const v of logits) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - max);
+  const lse = max + Math.log(sum);
+  return Float64Array.from(logits, (v) => v - lse);
 }
 
 /** llama.cpp's own greedy sampler (temperature 0): `n` new tokens after `ids` (fewer at an end-of-generation token). */
@@ -68,19 +84,31 @@ export async function llamaGreedy(run: LlamaRun, ids: readonly number[], n: numb
   return out;
 }
 
-/** max |a − b| and max |b| (the reference), over finite entries of both; NaN in `a` counts as a mismatch. */
-export function compareLogits(a: Float32Array, b: Float32Array): { maxAbs: number; refScale: number; rel: number } {
+/**
+ * Agreement of llama.cpp's log-probabilities `theirs` with deltaedit's logits `ours`, over the tokens
+ * whose probability is at least `floor` (default e^-30 ≈ 1e-13; below it float32 probabilities lose
+ * digits): max |Δ log p| (= max |Δ logit| after removing each side's log-sum-exp), the spread of
+ * deltaedit's logits (max − min) as the scale, and their ratio.
+ */
+export function compareLogProbs(theirs: Float64Array, ours: Float32Array, floor = -30): { maxAbs: number; refScale: number; rel: number; compared: number } {
+  const lp = logSoftmax64(ours);
   let maxAbs = 0;
-  let refScale = 0;
-  for (let i = 0; i < b.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
+  let compared = 0;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < lp.length; i++) {
+    lo = Math.min(lo, ours[i]!);
+    hi = Math.max(hi, ours[i]!);
+    if (lp[i]! < floor) continue;
+    const d = Math.abs(theirs[i]! - lp[i]!);
     maxAbs = Math.max(maxAbs, Number.isNaN(d) ? Infinity : d);
-    refScale = Math.max(refScale, Math.abs(b[i]!));
+    compared++;
   }
-  return { maxAbs, refScale, rel: maxAbs / refScale };
+  const refScale = hi - lo;
+  return { maxAbs, refScale, rel: maxAbs / refScale, compared };
 }
 
-export function argmax(x: Float32Array): number {
+export function argmax(x: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
   return best;

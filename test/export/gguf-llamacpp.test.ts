@@ -1,8 +1,9 @@
 /**
  * GGUF exports run in a real llama.cpp (node-llama-cpp's prebuilt CPU build; it must load — see
  * helpers/llamacpp.ts): on every fixture family the next-token logits llama.cpp computes from the
- * exported file agree with deltaedit's, and llama.cpp's tokenizer, built from the embedded
- * tokenizer.json, gives deltaedit's ids.
+ * exported file agree with deltaedit's, llama.cpp's tokenizer, built from the embedded
+ * tokenizer.json, gives deltaedit's ids, and a GGUF LoRA adapter with a different rank per layer
+ * applies exactly scale·ΔW (llama.cpp scales each tensor pair by alpha / its own rank).
  *
  * What is compared: llama.cpp's next-token distribution at the last position (node-llama-cpp 3.21
  * reports probabilities, not raw logits: log p = logit − logsumexp) against the log-softmax of
@@ -19,11 +20,16 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import type { Llama } from "node-llama-cpp";
+import { ggufLoraPairs } from "../../src/edit/session/exportGguf.js";
+import type { LoraFactors } from "../../src/edit/session/loraFactors.js";
+import { writeGgufLora } from "../../src/model/gguf/lora.js";
 import { writeGguf, type GgufDtype } from "../../src/model/gguf/writeModel.js";
+import { Rng } from "../../src/util/rng.js";
 import { forward } from "../../src/model/forward.js";
+import { generate } from "../../src/model/generate.js";
 import { makeBatch } from "../../src/model/batch.js";
 import { LanguageModel } from "../../src/model/model.js";
-import { argmax, compareLogProbs, llamaLogProbs, loadLlamaCpp, openGguf } from "../helpers/llamacpp.js";
+import { argmax, compareLogProbs, llamaGreedy, llamaLogProbs, loadLlamaCpp, openGguf } from "../helpers/llamacpp.js";
 import { fixtureModel } from "../helpers/paths.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "deltaedit-gguf-"));
@@ -103,3 +109,51 @@ for (const name of ["stories260k", "tiny-gpt2-random"]) {
     }
   });
 }
+
+test("a GGUF LoRA with a different rank per layer: llama.cpp's scale·(alpha/r)·B·A is exactly scale·ΔW at every layer", async (t) => {
+  // two layers of stories260k get updates of rank 1 and 3: alpha = 3, and layer 1's B is scaled by 1/3
+  const m = await LanguageModel.load(fixtureModel("stories260k"));
+  const C = m.arch.hidden;
+  const F = m.arch.dFF;
+  const rng = new Rng(3);
+  const factors: LoraFactors[] = [
+    [1, 1],
+    [3, 3],
+  ].map(([layer, r]) => ({
+    layer: layer!,
+    rank: r!,
+    a: Float32Array.from({ length: r! * F }, () => rng.normal() * 0.3), // (r, F)
+    b: Float32Array.from({ length: C * r! }, () => rng.normal() * 0.3), // (C, r)
+    numericalRank: r!,
+    retainedEnergy: 1,
+    exact: true,
+  }));
+  const base = path.join(tmp, "lora-base.gguf");
+  const lora = path.join(tmp, "lora-ranks.gguf");
+  writeGguf(m, base, { dtype: "f32" });
+  const { alpha, pairs } = ggufLoraPairs(m, factors);
+  assert.equal(alpha, 3);
+  writeGgufLora(m, pairs, lora, { alpha });
+  const ids = m.tokenizer!.encode(PROMPTS[0]!);
+  const baseLogits = ourLogits(m, ids);
+  for (const scale of [1, 0.5]) {
+    // deltaedit's model with W_l += scale·B_l·A_l
+    const edited = await LanguageModel.load(fixtureModel("stories260k"));
+    for (const f of factors) {
+      const W = edited.params.get(edited.arch.editTarget(f.layer).name); // (C, F) out × in
+      for (let c = 0; c < C; c++) for (let i = 0; i < f.rank; i++) for (let j = 0; j < F; j++) W[c * F + j]! += scale * f.b[c * f.rank + i]! * f.a[i * F + j]!;
+    }
+    const ours = ourLogits(edited, ids);
+    const run = await openGguf(llama, base, { lora: [{ file: lora, scale }] });
+    try {
+      const c = compareLogProbs(await llamaLogProbs(run, ids, m.config.vocabSize), ours);
+      const moved = compareLogProbs(await llamaLogProbs(run, ids, m.config.vocabSize), baseLogits);
+      t.diagnostic(`scale ${scale}: max |Δ log p| ${c.maxAbs.toExponential(2)} (${c.rel.toExponential(2)} of the spread); the update itself moves log p by up to ${moved.maxAbs.toFixed(3)}`);
+      assert.ok(c.rel <= 2e-5, `scale ${scale}: base + LoRA in llama.cpp differs from W + scale·ΔW by ${c.rel} of the spread`);
+      assert.ok(moved.maxAbs > 0.05, "precondition: the update changes the output");
+      assert.deepEqual(await llamaGreedy(run, ids, 4), generate(edited, [ids], { maxNewTokens: 4 })[0]);
+    } finally {
+      await run.model.dispose();
+    }
+  }
+});

@@ -13,7 +13,7 @@ import { openCheckpoint } from "../../model/checkpoint.js";
 import { writeGgufLora, type LoraPair } from "../../model/gguf/lora.js";
 import { checkGgufTarget, ggufPlanOf, writeGguf, type GgufDtype, type GgufWriteReport } from "../../model/gguf/writeModel.js";
 import { LanguageModel } from "../../model/model.js";
-import { loraFactors, type LoraLayerReport } from "./loraFactors.js";
+import { loraFactors, type LoraFactors, type LoraLayerReport } from "./loraFactors.js";
 import type { EditSession } from "./session.js";
 
 /** Write the session's current model (or, `unedited`, the original it was loaded from) to `out`. */
@@ -31,6 +31,21 @@ export function exportGgufModel(session: EditSession, out: string, o: { dtype?: 
     }
   }
   return writeGguf(model, out, o.dtype !== undefined ? { dtype: o.dtype } : {});
+}
+
+/**
+ * The adapter tensors of `factors` (ΔW_l = B_l·A_l, ranks r_l) under one alpha = max r_l: B_l is
+ * multiplied by r_l / alpha, so that llama.cpp's (alpha / r_l)·B_l·A_l is ΔW_l again.
+ */
+export function ggufLoraPairs(model: LanguageModel, factors: readonly LoraFactors[]): { alpha: number; pairs: LoraPair[] } {
+  const alpha = Math.max(...factors.map((f) => f.rank));
+  const pairs = factors.map((f) => {
+    const b = f.b.slice(); // (C, r)
+    const k = f.rank / alpha;
+    if (k !== 1) for (let i = 0; i < b.length; i++) b[i]! *= k;
+    return { param: model.arch.editTarget(f.layer).name, rank: f.rank, a: f.a, b };
+  });
+  return { alpha, pairs };
 }
 
 /** Write the session's accumulated updates as a GGUF LoRA adapter; returns the per-layer report and alpha. */
@@ -51,14 +66,8 @@ export function exportGgufLora(session: EditSession, out: string, o: { rank?: nu
   }
   const plan = ggufPlanOf(model); // refuses an unsupported architecture before any work
   const factors = loraFactors(session.accumulatedUpdates(), model.arch.hidden, model.arch.dFF, { ...(o.rank !== undefined ? { rank: o.rank } : {}), requireNonZero: true });
-  const rMax = Math.max(...factors.map((f) => f.rank));
-  const pairs: LoraPair[] = factors.map((f) => {
-    const b = f.b.slice(); // (C, r)
-    const k = f.rank / rMax;
-    if (k !== 1) for (let i = 0; i < b.length; i++) b[i]! *= k;
-    return { param: model.arch.editTarget(f.layer).name, rank: f.rank, a: f.a, b };
-  });
-  const rep = writeGgufLora(model, pairs, out, { alpha: rMax, dtype });
+  const { alpha, pairs } = ggufLoraPairs(model, factors);
+  const rep = writeGgufLora(model, pairs, out, { alpha, dtype });
   const gguf = new Map(plan.tensors.map((m) => [m.param, m.name]));
   const layers = factors.map((f) => ({
     layer: f.layer,
@@ -68,5 +77,5 @@ export function exportGgufLora(session: EditSession, out: string, o: { rank?: nu
     retainedEnergy: f.retainedEnergy,
     exact: f.exact,
   }));
-  return { layers, alpha: rMax, bytes: rep.bytes };
+  return { layers, alpha, bytes: rep.bytes };
 }

@@ -1,18 +1,18 @@
 /**
  * The GGUF files themselves, read back by an independent parser (node-llama-cpp's pure-JS
- * readGgufFileInfo): version, metadata keys and values, tensor names, dimensions (innermost first)
- * and element types as llama.cpp's converter writes them for Llama (byte-level and sentencepiece
- * tokenizers) and GPT-2; the Q8_0 quantizer and the rotary row permutation against their
- * definitions; `deltaedit export --format gguf|gguf-lora` end to end; and bad input — an
- * unsupported architecture or tokenizer, an empty session, an existing or unwritable --out, a disk
- * that fills up mid-write — is a clear error that leaves no file behind.
+ * readGgufFileInfo, imported from .llamacpp/: see helpers/llamacpp.ts): version, metadata keys and
+ * values, tensor names, dimensions (innermost first) and element types as llama.cpp's converter
+ * writes them for Llama (byte-level and sentencepiece tokenizers) and GPT-2; the Q8_0 quantizer and
+ * the rotary row permutation against their definitions; `deltaedit export --format gguf|gguf-lora`
+ * end to end; and bad input — an unsupported architecture or tokenizer, an empty session, an
+ * existing or unwritable --out, a disk that fills up mid-write — is a clear error that leaves no
+ * file behind.
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import { readGgufFileInfo } from "node-llama-cpp";
 import { main } from "../../src/cli/main.js";
 import { DeltaEditError } from "../../src/errors.js";
 import { Editor } from "../../src/eval/editor.js";
@@ -23,6 +23,7 @@ import { writeGguf } from "../../src/model/gguf/writeModel.js";
 import { f16ToF32 } from "../../src/model/half.js";
 import { LanguageModel } from "../../src/model/model.js";
 import { Rng } from "../../src/util/rng.js";
+import { readGgufFileInfo } from "../helpers/llamacpp.js";
 import { fixtureModel, repoRoot } from "../helpers/paths.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "deltaedit-gguf-export-"));
@@ -56,7 +57,7 @@ test("world (Llama, byte-level BPE) as F16 GGUF: converter's keys, tensor names,
   const file = path.join(tmp, "world-f16.gguf");
   const rep = writeGguf(m, file, { dtype: "f16" });
   assert.deepEqual(rep.tokenizer, { model: "gpt2", pre: "gpt-2", tokens: 4096, merges: 3839 });
-  const info = await readGgufFileInfo(file, { sourceType: "filesystem", logWarnings: false });
+  const info = await readGgufFileInfo(file);
   assert.equal(info.version, 3);
   const md = info.metadata as unknown as Meta;
   const expect: [string, unknown][] = [
@@ -107,7 +108,7 @@ test("GPT-2 as Q8_0 GGUF: Conv1D weights transposed, qkv fused, output written, 
   const m = await LanguageModel.load(fixtureModel("tiny-gpt2-random"));
   const file = path.join(tmp, "gpt2-q8.gguf");
   writeGguf(m, file, { dtype: "q8_0" });
-  const info = await readGgufFileInfo(file, { sourceType: "filesystem", logWarnings: false });
+  const info = await readGgufFileInfo(file);
   const md = info.metadata as unknown as Meta;
   for (const [k, v] of [
     ["general.architecture", "gpt2"],
@@ -142,7 +143,7 @@ test("stories260k (sentencepiece-style BPE) embeds a llama tokenizer: scores in 
   const file = path.join(tmp, "stories.gguf");
   const rep = writeGguf(m, file, { dtype: "f32" });
   assert.equal(rep.tokenizer.model, "llama");
-  const md = (await readGgufFileInfo(file, { sourceType: "filesystem", logWarnings: false, readTensorInfo: false })).metadata as unknown as Meta;
+  const md = (await readGgufFileInfo(file, { readTensorInfo: false })).metadata as unknown as Meta;
   const tokens = dig(md, "tokenizer.ggml.tokens") as string[];
   const types = dig(md, "tokenizer.ggml.token_type") as number[];
   const scores = dig(md, "tokenizer.ggml.scores") as number[];
@@ -278,7 +279,7 @@ test("deltaedit export --format gguf / gguf-lora on a session: files, reports, u
   assert.deepEqual(j3.layers.map((x) => x.module), ["blk.1.ffn_down", "blk.2.ffn_down"]);
   assert.ok(j3.layers.every((x) => x.exact && x.rank >= 1));
   assert.equal(j3.alpha, Math.max(...j3.layers.map((x) => x.rank)));
-  const info = await readGgufFileInfo(l, { sourceType: "filesystem", logWarnings: false });
+  const info = await readGgufFileInfo(l);
   const md = info.metadata as unknown as Meta;
   assert.deepEqual([dig(md, "general.architecture"), dig(md, "general.type"), dig(md, "adapter.type"), dig(md, "adapter.lora.alpha")], ["llama", "adapter", "lora", j3.alpha]);
   const t = new Map(info.tensorInfo!.map((x) => [x.name, x.dimensions.map(Number)]));

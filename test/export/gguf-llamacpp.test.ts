@@ -19,7 +19,6 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import type { Llama } from "node-llama-cpp";
 import { ggufLoraPairs } from "../../src/edit/session/exportGguf.js";
 import type { LoraFactors } from "../../src/edit/session/loraFactors.js";
 import { writeGgufLora } from "../../src/model/gguf/lora.js";
@@ -29,7 +28,7 @@ import { forward } from "../../src/model/forward.js";
 import { generate } from "../../src/model/generate.js";
 import { makeBatch } from "../../src/model/batch.js";
 import { LanguageModel } from "../../src/model/model.js";
-import { argmax, compareLogProbs, llamaGreedy, llamaLogProbs, loadLlamaCpp, openGguf } from "../helpers/llamacpp.js";
+import { argmax, compareLogProbs, llamaGreedy, llamaLogProbs, loadLlamaCpp, openGguf, type Llama } from "../helpers/llamacpp.js";
 import { fixtureModel } from "../helpers/paths.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "deltaedit-gguf-"));

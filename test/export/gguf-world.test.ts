@@ -25,13 +25,12 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import type { Llama } from "node-llama-cpp";
 import { Editor } from "../../src/eval/editor.js";
 import { makeBatch } from "../../src/model/batch.js";
 import { forward } from "../../src/model/forward.js";
 import { generate } from "../../src/model/generate.js";
 import { LanguageModel } from "../../src/model/model.js";
-import { compareLogProbs, llamaGreedy, llamaLogProbs, loadLlamaCpp, openGguf, type LlamaRun } from "../helpers/llamacpp.js";
+import { compareLogProbs, llamaGreedy, llamaLogProbs, loadLlamaCpp, openGguf, type Llama, type LlamaRun } from "../helpers/llamacpp.js";
 import { repoRoot } from "../helpers/paths.js";
 
 const WORLD = path.join(repoRoot(), "worlds", "factworld-v1");

@@ -27,6 +27,8 @@ export type { Patch, PatchKind } from "./model/forward.js";
 export { nllLoss, klLoss, logSoftmax } from "./model/loss.js";
 export { generate, type GenerateOptions } from "./model/generate.js";
 export type { EditTarget } from "./model/arch/architecture.js";
+export { writeGguf, type GgufDtype, type GgufWriteOptions, type GgufWriteReport } from "./model/gguf/writeModel.js";
+export type { GgufVocabSummary } from "./model/gguf/vocab.js";
 
 // ---- editing: the library API (an edit session as an object; docs/api/) ----
 export {
@@ -43,7 +45,7 @@ export {
 } from "./eval/editor.js";
 export type { BatchProgress, BatchRecord, FinishRecord, JournalRecord, Manifest, UndoRecord } from "./edit/session/session.js";
 export type { ExportOptions, ExportResult } from "./edit/session/exportSession.js";
-export type { LoraLayerReport } from "./edit/session/export.js";
+export type { LoraLayerReport } from "./edit/session/loraFactors.js";
 export { generateText, type GenerateTextOptions, type GeneratedText } from "./model/generateText.js";
 export { METHOD_NAMES, type MethodName, type RequestReport } from "./edit/methods/method.js";
 export { PRESETS, presetByName, presetFor, type Preset } from "./edit/presets.js";

@@ -14,7 +14,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandSpe
   stats: { summary: "covariance (second-moment) statistics of the MLP keys over a corpus", load: async () => (await import("./commands/stats.js")).command },
   edit: { summary: "apply a stream of edits sequentially in a durable, resumable session", load: async () => (await import("./commands/edit.js")).command },
   undo: { summary: "subtract one recorded edit from a session", load: async () => (await import("./commands/undo.js")).command },
-  export: { summary: "export a session's edited model (HF checkpoint or PEFT LoRA adapter)", load: async () => (await import("./commands/export.js")).command },
+  export: { summary: "export a session's edited model (HF checkpoint, PEFT LoRA adapter, GGUF model or GGUF LoRA adapter for llama.cpp)", load: async () => (await import("./commands/export.js")).command },
   demo: { summary: "compare MEMIT, AlphaEdit and DeltaEdit on the bundled fact world (no arguments needed)", load: async () => (await import("./commands/demo.js")).command },
   world: { summary: "world train: build and train the bundled fact world; world info: its measured quality", load: async () => (await import("./commands/world.js")).trainCommand, sub: { train: async () => (await import("./commands/world.js")).trainCommand, info: async () => (await import("./commands/world.js")).infoCommand } },
   bench: { summary: "run methods on one edit stream and score them (table, results.json, HTML report)", load: async () => (await import("./commands/bench.js")).command },

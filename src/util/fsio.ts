@@ -64,6 +64,48 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   }
 }
 
+/**
+ * Create `file` from a stream of chunks, atomically and without replacing anything: the chunks go to
+ * `<file>.tmp-<pid>` (each written in full, then fsync), which is then linked to `file` — failing
+ * with E_IO naming `file` when it exists by then — and removed. Where the file system has no hard
+ * links, the temp file is renamed after a last existence check. On every error the temp file is
+ * removed and `file` does not exist. For files too large to build in memory (a GGUF model):
+ * `chunks` is consumed lazily, one chunk at a time.
+ */
+export function createFileFromChunks(file: string, chunks: Iterable<Uint8Array>): void {
+  if (fs.existsSync(file)) throw new DeltaEditError("E_IO", `${file}: already exists; nothing was written`, { context: { file } });
+  const tmp = `${file}${TMP_MARK}${process.pid}`;
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, "w");
+  } catch (e) {
+    throw ioError(tmp, "open", e);
+  }
+  try {
+    try {
+      for (const c of chunks) writeAll(fd, c, tmp);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    try {
+      fs.linkSync(tmp, file);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException | undefined)?.code;
+      if (code === "EEXIST") throw new DeltaEditError("E_IO", `${file}: created by someone else while it was being written; nothing was written`, { context: { file } });
+      if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "EXDEV" && code !== "ENOSYS") throw e;
+      if (fs.existsSync(file)) throw new DeltaEditError("E_IO", `${file}: created by someone else while it was being written; nothing was written`, { context: { file } });
+      fs.renameSync(tmp, file);
+    }
+    fs.rmSync(tmp, { force: true });
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    // ours, or a bug in a chunk producer (not an I/O failure): as it is
+    if (e instanceof DeltaEditError || typeof (e as NodeJS.ErrnoException | undefined)?.code !== "string") throw e;
+    throw ioError(file, "write", e);
+  }
+}
+
 /** Atomically write `value` as pretty JSON with a trailing newline. */
 export function writeJsonAtomic(file: string, value: unknown): void {
   writeFileAtomic(file, JSON.stringify(value, null, 2) + "\n");

@@ -8,15 +8,13 @@
  * it is removed on every error, and one left by a killed export is removed by the next export to
  * the same `out`. `out` must not exist, or be an empty directory.
  *
- * PEFT LoRA adapter: per edited down projection, the accumulated update ΔW (C, F) = B·A with
- * B = U_r diag(s_r) (C, r) and A = V_rᵀ (r, F) from its SVD: exact when r ≥ the numerical rank,
- * else truncated, with the retained energy Σ_{i<r} s_i² / Σ s_i² reported per layer. GPT-2's Conv1D
+ * PEFT LoRA adapter: per edited down projection, the accumulated update ΔW (C, F) = B·A
+ * (loraFactors.ts: exact, or truncated with the retained energy reported per layer). GPT-2's Conv1D
  * down projections are declared with fan_in_fan_out = true.
  */
 import fs from "node:fs";
 import path from "node:path";
 import { DeltaEditError } from "../../errors.js";
-import * as ops from "../../kernels/ops.js";
 import { architectureFor } from "../../model/arch/index.js";
 import { openCheckpoint } from "../../model/checkpoint.js";
 import { f32ToBf16, f32ToF16 } from "../../model/half.js";
@@ -24,6 +22,9 @@ import type { LanguageModel } from "../../model/model.js";
 import { SafetensorsFile } from "../../model/safetensors.js";
 import { removeStaleTemporaries, TMP_MARK, writeAll, writeFileAtomic, writeJsonAtomic } from "../../util/fsio.js";
 import { encodeSafetensors, type F32Tensor } from "./encode.js";
+import { loraFactors, type LoraLayerReport } from "./loraFactors.js";
+
+export type { LoraLayerReport };
 
 /**
  * Refuse an output that cannot be written: an empty path, an existing file, a non-empty directory.
@@ -125,17 +126,6 @@ export function exportHf(model: LanguageModel, changed: readonly string[], out: 
 }
 
 
-/** One edited layer of a LoRA export: module, rank, numerical rank, retained energy. */
-export interface LoraLayerReport {
-  layer: number;
-  module: string;
-  rank: number;
-  numericalRank: number;
-  retainedEnergy: number; // Σ_{i<r} s_i² / Σ s_i²
-  exact: boolean;
-}
-
-
 /**
  * Write a PEFT LoRA adapter holding `deltas` (layer → ΔW (C, F) out × in). `rank` caps r
  * (default: the numerical rank of each ΔW, i.e. exact).
@@ -145,30 +135,16 @@ export function exportLora(model: LanguageModel, deltas: ReadonlyMap<number, Flo
   const F = model.arch.dFF;
   const tensors: F32Tensor[] = [];
   const reports: LoraLayerReport[] = [];
-  const layers = [...deltas.keys()].sort((a, b) => a - b);
-  if (layers.length === 0) throw new DeltaEditError("E_SESSION", "export: the session holds no update to export");
+  const factors = loraFactors(deltas, C, F, opts.rank !== undefined ? { rank: opts.rank } : {});
   let rMax = 0;
-  for (const layer of layers) {
-    const d = deltas.get(layer)!;
-    const { u, s, vt } = ops.svd(d, C, F); // u (C, p), s (p), vt (p, F)
-    const p = s.length;
-    let total = 0;
-    for (let i = 0; i < p; i++) total += s[i]! * s[i]!;
-    const tol = (s[0] ?? 0) * Math.max(C, F) * 1.2e-7;
-    let numericalRank = 0;
-    while (numericalRank < p && s[numericalRank]! > tol) numericalRank++;
-    const r = Math.max(1, Math.min(opts.rank ?? numericalRank, p));
-    let kept = 0;
-    for (let i = 0; i < r; i++) kept += s[i]! * s[i]!;
-    const B = new Float32Array(C * r); // (C, r) = U_r diag(s_r)
-    for (let c = 0; c < C; c++) for (let i = 0; i < r; i++) B[c * r + i] = u[c * p + i]! * s[i]!;
-    const A = vt.slice(0, r * F); // (r, F)
-    const module = model.arch.editTarget(layer).module;
-    tensors.push({ name: `base_model.model.${module}.lora_A.weight`, shape: [r, F], data: A });
-    tensors.push({ name: `base_model.model.${module}.lora_B.weight`, shape: [C, r], data: B });
-    reports.push({ layer, module, rank: r, numericalRank, retainedEnergy: total > 0 ? kept / total : 1, exact: r >= numericalRank });
-    rMax = Math.max(rMax, r);
+  for (const f of factors) {
+    const module = model.arch.editTarget(f.layer).module;
+    tensors.push({ name: `base_model.model.${module}.lora_A.weight`, shape: [f.rank, F], data: f.a });
+    tensors.push({ name: `base_model.model.${module}.lora_B.weight`, shape: [C, f.rank], data: f.b });
+    reports.push({ layer: f.layer, module, rank: f.rank, numericalRank: f.numericalRank, retainedEnergy: f.retainedEnergy, exact: f.exact });
+    rMax = Math.max(rMax, f.rank);
   }
+  const layers = factors.map((f) => f.layer);
   const ranks = Object.fromEntries(reports.map((x) => [x.module, x.rank]));
   const config = {
     peft_type: "LORA",

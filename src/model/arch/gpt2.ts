@@ -20,6 +20,8 @@ import * as ops from "../../kernels/ops.js";
 import type { AttentionShape } from "../../kernels/ops.js";
 import { DeltaEditError } from "../../errors.js";
 import type { ModelConfig } from "../config.js";
+import { f32, u32 } from "../gguf/format.js";
+import type { GgufArchitecture, GgufTensorMap } from "../gguf/plan.js";
 import { linearBackward, linearForward, type LinearRef } from "../linear.js";
 import type { ParamSpec, ParamStore } from "../params.js";
 import { applyRowPatch, type Architecture, type BatchShape, type BlockActs, type EditTarget, type KVCacheLayer, type SublayerIO } from "./architecture.js";
@@ -50,6 +52,53 @@ export function gpt2ParamSpecs(cfg: ModelConfig): ParamSpec[] {
   }
   specs.push({ name: "ln_f.weight", shape: [C], role: "norm_weight", layer: null }, { name: "ln_f.bias", shape: [C], role: "norm_bias", layer: null });
   return specs;
+}
+
+/**
+ * GPT-2 in a llama.cpp GGUF file (architecture "gpt2"), as convert_hf_to_gguf.py writes it: Conv1D
+ * weights transposed to (out, in); the tied LM head written again as `output.weight`.
+ */
+export function gpt2GgufPlan(cfg: ModelConfig): GgufArchitecture {
+  const C = cfg.hiddenSize;
+  const F = cfg.intermediateSize;
+  const t: GgufTensorMap[] = [
+    { param: "wte.weight", name: "token_embd.weight", shape: [cfg.vocabSize, C], reorder: { kind: "none" } },
+    { param: "wpe.weight", name: "position_embd.weight", shape: [cfg.maxPositions, C], reorder: { kind: "none" } },
+  ];
+  const as = (param: string, name: string, shape: number[]): GgufTensorMap => ({ param, name, shape, reorder: { kind: "none" } });
+  const tr = (param: string, name: string, shape: number[]): GgufTensorMap => ({ param, name, shape, reorder: { kind: "transpose" } });
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const p = `h.${l}.`;
+    const b = `blk.${l}.`;
+    t.push(
+      as(p + "ln_1.weight", b + "attn_norm.weight", [C]),
+      as(p + "ln_1.bias", b + "attn_norm.bias", [C]),
+      tr(p + "attn.c_attn.weight", b + "attn_qkv.weight", [3 * C, C]),
+      as(p + "attn.c_attn.bias", b + "attn_qkv.bias", [3 * C]),
+      tr(p + "attn.c_proj.weight", b + "attn_output.weight", [C, C]),
+      as(p + "attn.c_proj.bias", b + "attn_output.bias", [C]),
+      as(p + "ln_2.weight", b + "ffn_norm.weight", [C]),
+      as(p + "ln_2.bias", b + "ffn_norm.bias", [C]),
+      tr(p + "mlp.c_fc.weight", b + "ffn_up.weight", [F, C]),
+      as(p + "mlp.c_fc.bias", b + "ffn_up.bias", [F]),
+      tr(p + "mlp.c_proj.weight", b + "ffn_down.weight", [C, F]),
+      as(p + "mlp.c_proj.bias", b + "ffn_down.bias", [C]),
+    );
+  }
+  t.push(as("ln_f.weight", "output_norm.weight", [C]), as("ln_f.bias", "output_norm.bias", [C]), as("wte.weight", "output.weight", [cfg.vocabSize, C]));
+  return {
+    name: "gpt2",
+    hparams: [
+      ["gpt2.block_count", u32(cfg.numLayers)],
+      ["gpt2.context_length", u32(cfg.maxPositions)],
+      ["gpt2.embedding_length", u32(C)],
+      ["gpt2.feed_forward_length", u32(F)],
+      ["gpt2.attention.head_count", u32(cfg.numHeads)],
+      ["gpt2.attention.layer_norm_epsilon", f32(cfg.normEps)],
+    ],
+    tensors: t,
+    extra: [],
+  };
 }
 
 export interface Gpt2Acts extends BlockActs {

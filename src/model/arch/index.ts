@@ -3,10 +3,11 @@
  * tensor-name aliases and the Architecture implementation. An explicit map, no side effects.
  */
 import type { ModelConfig } from "../config.js";
+import type { GgufArchitecture } from "../gguf/plan.js";
 import type { ParamSpec, ParamStore } from "../params.js";
 import type { Architecture } from "./architecture.js";
-import { Gpt2, gpt2ParamSpecs } from "./gpt2.js";
-import { Llama, llamaParamSpecs } from "./llama.js";
+import { Gpt2, gpt2GgufPlan, gpt2ParamSpecs } from "./gpt2.js";
+import { Llama, llamaGgufPlan, llamaParamSpecs } from "./llama.js";
 
 export interface ArchitectureEntry {
   paramSpecs(cfg: ModelConfig): ParamSpec[];
@@ -25,6 +26,8 @@ export interface ArchitectureEntry {
   blockIndexOf(name: string): number | null;
   /** config.json field holding the number of blocks (for error messages). */
   readonly layersField: string;
+  /** How the parameters are laid out in a llama.cpp GGUF file (E_CONFIG naming `configFile` when the model cannot be). */
+  ggufPlan(cfg: ModelConfig, configFile?: string): GgufArchitecture;
   create(cfg: ModelConfig, params: ParamStore): Architecture;
 }
 
@@ -36,6 +39,7 @@ const gpt2Entry: ArchitectureEntry = {
   isIgnoredTensor: (name) => /(^|\.)h\.\d+\.attn\.(bias|masked_bias)$/.test(name) || name === "lm_head.weight",
   blockIndexOf: (name) => blockIndex(/^(?:transformer\.)?h\.(\d+)\./, name),
   layersField: "n_layer",
+  ggufPlan: gpt2GgufPlan,
   create: (cfg, params) => new Gpt2(cfg, params),
 };
 
@@ -46,6 +50,7 @@ const llamaEntry: ArchitectureEntry = {
   isIgnoredTensor: (name) => /rotary_emb\.inv_freq$/.test(name) || name === "lm_head.weight",
   blockIndexOf: (name) => blockIndex(/^model\.layers\.(\d+)\./, name),
   layersField: "num_hidden_layers",
+  ggufPlan: llamaGgufPlan,
   create: (cfg, params) => new Llama(cfg, params),
 };
 

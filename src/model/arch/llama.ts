@@ -22,10 +22,12 @@ import * as ops from "../../kernels/ops.js";
 import type { AttentionShape } from "../../kernels/ops.js";
 import { DeltaEditError } from "../../errors.js";
 import type { ModelConfig } from "../config.js";
+import { f32, str, u32, type GgufMetadata } from "../gguf/format.js";
+import type { GgufArchitecture, GgufTensorMap } from "../gguf/plan.js";
 import { linearBackward, linearForward, type LinearRef } from "../linear.js";
 import type { ParamSpec, ParamStore } from "../params.js";
 import { applyRowPatch, type Architecture, type BatchShape, type BlockActs, type EditTarget, type KVCacheLayer, type SublayerIO } from "./architecture.js";
-import { RotaryTables } from "./rope.js";
+import { ropeInvFreq, RotaryTables } from "./rope.js";
 
 export function llamaParamSpecs(cfg: ModelConfig): ParamSpec[] {
   const C = cfg.hiddenSize;
@@ -66,6 +68,72 @@ export function llamaParamSpecs(cfg: ModelConfig): ParamSpec[] {
   specs.push({ name: "model.norm.weight", shape: [C], role: "norm_weight", layer: null });
   if (!cfg.tieWordEmbeddings) specs.push({ name: "lm_head.weight", shape: [cfg.vocabSize, C], role: "lm_head", layer: null });
   return specs;
+}
+
+/**
+ * A Llama-family model in a llama.cpp GGUF file (architecture "llama"), as convert_hf_to_gguf.py
+ * writes it: W_q, W_k rows permuted to llama.cpp's rotary pairing (plan.ts); `output.weight` only
+ * when the LM head is not tied; Llama 3 rope scaling as the `rope_freqs.weight` tensor of
+ * per-frequency divisors, linear scaling as `rope.scaling.*` keys. Mistral is written as "llama"
+ * (its sliding window is not recorded: deltaedit attends fully too). Qwen2 (architecture "qwen2")
+ * and checkpoints with q/k/v or MLP biases are not supported (E_CONFIG naming the field).
+ */
+export function llamaGgufPlan(cfg: ModelConfig, file = "config.json"): GgufArchitecture {
+  if (cfg.modelType !== "llama" && cfg.modelType !== "mistral") {
+    throw new DeltaEditError("E_CONFIG", `${file}: model_type "${cfg.modelType}" cannot be exported to GGUF yet (supported: llama, mistral, gpt2)`, { context: { file, field: "model_type" } });
+  }
+  if (cfg.attentionBias || cfg.mlpBias) {
+    const field = cfg.attentionBias ? "attention_bias" : "mlp_bias";
+    throw new DeltaEditError("E_CONFIG", `${file}: ${field} = true: Llama checkpoints with biases cannot be exported to GGUF yet`, { context: { file, field } });
+  }
+  const C = cfg.hiddenSize;
+  const F = cfg.intermediateSize;
+  const QD = cfg.numHeads * cfg.headSize;
+  const KD = cfg.numKvHeads * cfg.headSize;
+  const as = (param: string, name: string, shape: number[]): GgufTensorMap => ({ param, name, shape, reorder: { kind: "none" } });
+  const t: GgufTensorMap[] = [as("model.embed_tokens.weight", "token_embd.weight", [cfg.vocabSize, C])];
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const p = `model.layers.${l}.`;
+    const b = `blk.${l}.`;
+    t.push(
+      as(p + "input_layernorm.weight", b + "attn_norm.weight", [C]),
+      { param: p + "self_attn.q_proj.weight", name: b + "attn_q.weight", shape: [QD, C], reorder: { kind: "ropeRows", heads: cfg.numHeads } },
+      { param: p + "self_attn.k_proj.weight", name: b + "attn_k.weight", shape: [KD, C], reorder: { kind: "ropeRows", heads: cfg.numKvHeads } },
+      as(p + "self_attn.v_proj.weight", b + "attn_v.weight", [KD, C]),
+      as(p + "self_attn.o_proj.weight", b + "attn_output.weight", [C, QD]),
+      as(p + "post_attention_layernorm.weight", b + "ffn_norm.weight", [C]),
+      as(p + "mlp.gate_proj.weight", b + "ffn_gate.weight", [F, C]),
+      as(p + "mlp.up_proj.weight", b + "ffn_up.weight", [F, C]),
+      as(p + "mlp.down_proj.weight", b + "ffn_down.weight", [C, F]),
+    );
+  }
+  t.push(as("model.norm.weight", "output_norm.weight", [C]));
+  if (!cfg.tieWordEmbeddings) t.push(as("lm_head.weight", "output.weight", [cfg.vocabSize, C]));
+  const hp: GgufMetadata = [
+    ["llama.vocab_size", u32(cfg.vocabSize)],
+    ["llama.context_length", u32(cfg.maxPositions)],
+    ["llama.embedding_length", u32(C)],
+    ["llama.block_count", u32(cfg.numLayers)],
+    ["llama.feed_forward_length", u32(F)],
+    ["llama.rope.dimension_count", u32(cfg.headSize)],
+    ["llama.attention.head_count", u32(cfg.numHeads)],
+    ["llama.attention.head_count_kv", u32(cfg.numKvHeads)],
+    ["llama.attention.key_length", u32(cfg.headSize)],
+    ["llama.attention.value_length", u32(cfg.headSize)],
+    ["llama.rope.freq_base", f32(cfg.ropeTheta)],
+    ["llama.attention.layer_norm_rms_epsilon", f32(cfg.normEps)],
+  ];
+  const extra: GgufArchitecture["extra"] = [];
+  const rs = cfg.ropeScaling;
+  if (rs?.type === "linear") hp.push(["llama.rope.scaling.type", str("linear")], ["llama.rope.scaling.factor", f32(rs.factor)]);
+  else if (rs?.type === "llama3") {
+    // llama.cpp divides each rotary frequency θ^(−2i/HS) by rope_freqs[i]
+    const scaled = ropeInvFreq(cfg);
+    const factors = new Float32Array(scaled.length); // (HS/2)
+    for (let i = 0; i < scaled.length; i++) factors[i] = 1 / Math.pow(cfg.ropeTheta, (2 * i) / cfg.headSize) / scaled[i]!;
+    extra.push({ name: "rope_freqs.weight", shape: [scaled.length], data: factors });
+  }
+  return { name: "llama", hparams: hp, tensors: t, extra };
 }
 
 export interface LlamaActs extends BlockActs {

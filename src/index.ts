@@ -79,7 +79,7 @@ export type { ResultsFile } from "./eval/report/json.js";
 export type { BenchReport, BenchMethod, BenchCheckpoint, MetricStat } from "./eval/report/benchReport.js";
 
 // ---- types referenced by the signatures above (documented with them) ----
-export type { BatchShape } from "./model/arch/architecture.js";
+export type { BatchShape, KVCacheLayer } from "./model/arch/architecture.js";
 export type { Layout } from "./model/linear.js";
 export type { Family } from "./model/config.js";
 export type { BlasInfo } from "./kernels/ops.js";

@@ -22,7 +22,7 @@ export interface BatchShape {
   pastLength: number; // tokens already in the KV cache (0 without a cache)
 }
 
-/** Per-layer key/value cache for incremental decoding. */
+/** Per-layer key/value cache: incremental decoding, and the context prefix of the target search (positions before each subject). k, v: (B, maxT, NKV·HS). */
 export interface KVCacheLayer {
   k: Float32Array; // (B, maxT, NKV, HS)
   v: Float32Array; // (B, maxT, NKV, HS)

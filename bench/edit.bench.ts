@@ -1,165 +1,111 @@
 /**
- * Editing benchmark (part of `npm run bench`), side by side in one run:
- *  1. per-edit time of DeltaEdit and AlphaEdit (batch 1, all optimisation steps run) on random
- *     GPT-2-small- and GPT-2-medium-shaped models with GPT-2's tokenizer, with its breakdown
- *     (target optimisation, keys, solve, projection), fast path (prefix caching + incremental exact
- *     solve) vs the reference formulation in our own code (full rerun + dense d_in × d_in solve);
- *  2. the per-edit solve at d_in = 6400 (gpt2-xl's width) after 0, 1000 and 3000 edits: incremental
- *     exact solve vs the dense reference solve.
- * Environment: BENCH_QUICK=1 skips GPT-2-medium; BENCH_EDITS=n edits per configuration (default 4);
- * BENCH_XL=1 adds the GPT2-XL shape (fast path only; ~6 GB of memory and minutes of set-up).
+ * Editing benchmark (part of `npm run bench`); every ratio is measured side by side in one run.
+ *  1. Per-edit time of DeltaEdit and AlphaEdit (batch 1, all target steps run) on a random
+ *     GPT-2-small-shaped model with GPT-2's tokenizer: fast path (suffix cache + incremental exact
+ *     solve) vs the reference formulation in our own code (full rerun + dense d_in × d_in solve),
+ *     with the breakdown (target optimisation, keys, solve, projection), and the target search's
+ *     FLOPs counted from the work it does (src/edit/target.ts `targetWork`) and its loop's s/step.
+ *  2. Per-request time in batches of 1, 10 and 100 requests (fast path, one batch of each size).
+ *  3. One-time jobs: (a) the second-moment statistics, ours vs the reference's one pass per layer;
+ *     (b) the null-space projector, our eigh vs the reference's SVD + dense P; then the per-edit
+ *     solve at d_in = 6400 after 0, 1000 and 3000 edits, incremental exact vs dense.
+ *  4. Memory: the DeltaEdit state after 0 and 1000 edits (child process, peak RSS).
+ *
+ * Environment (defaults in brackets):
+ *   BENCH_SECTIONS [1,2,3,4]      sections to run; BENCH_QUICK=1 means BENCH_SECTIONS=1
+ *   BENCH_THREADS [2]             BLAS / kernel threads
+ *   BENCH_EDITS [3]               timed edits per row of section 1 (after one warm-up edit)
+ *   BENCH_STEPS [20]              target steps per edit in section 1
+ *   BENCH_BATCH_SIZES [1,10,100]  batch sizes of section 2
+ *   BENCH_BATCH_STEPS [2]         target steps per request in section 2
+ *   BENCH_STATS_DOCS [2]          documents (1024 tokens each) for 3a; 0 skips 3a
+ *   BENCH_DIN [6400]              d_in of 3b and the per-edit solve (1600 for a quick check); 0 skips them
+ *   BENCH_MEM_EDITS [1000]        synthetic edits of section 4, fed in batches of BENCH_MEM_BATCH [10]
+ *   BENCH_MEDIUM=1                adds the GPT-2-medium shape (24 × 1024) to section 1
+ *   BENCH_XL=1                    adds the GPT2-XL shape (48 × 1600, d_ff 6400) to sections 1 (fast
+ *                                 path only, min(BENCH_EDITS, 2) edits), 3a and 4 (~8 GB of memory, many minutes)
  */
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as ops from "../src/kernels/ops.js";
-import { corpusFromDocuments } from "../src/edit/corpus.js";
-import { computeStats } from "../src/edit/covariance.js";
-import { secondMomentMatrix } from "../src/edit/secondMoment.js";
-import { AlphaEdit } from "../src/edit/methods/alphaedit.js";
-import { DeltaEdit } from "../src/edit/methods/deltaedit.js";
-import type { EditContext, EditMethod } from "../src/edit/methods/method.js";
-import { NullSpaceProjector } from "../src/edit/projector.js";
-import type { EditRequest } from "../src/edit/request.js";
-import { AlphaEditSolver, denseAlphaEditSolve } from "../src/edit/solve.js";
-import { generateContextTemplates } from "../src/edit/templates.js";
-import { parseModelConfig, type ModelConfig } from "../src/model/config.js";
-import { LanguageModel } from "../src/model/model.js";
-import { loadTokenizer } from "../src/model/tokenizer.js";
-import { Rng } from "../src/util/rng.js";
+import { benchModel, envFlag, envInt, envInts, gemmPeak, gpt2Shape } from "./_common.js";
+import { batchBench, editBench, prepareEditing } from "./_editing.js";
+import { memoryBench, memoryHeader } from "./_memory.js";
+import { projectorBench, solveBench, statsBench, statsHeader } from "./_onetime.js";
 
-const threads = Number(process.env["BENCH_THREADS"] ?? 2);
+const threads = envInt("BENCH_THREADS", 2);
 ops.setThreads(threads);
 const info = ops.blasInfo();
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, "..", "..");
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+const sections = new Set(envInts("BENCH_SECTIONS", envFlag("BENCH_QUICK") ? [1] : [1, 2, 3, 4]));
+const xl = envFlag("BENCH_XL");
+const edits = Math.max(1, envInt("BENCH_EDITS", 3));
+const steps = Math.max(1, envInt("BENCH_STEPS", 20));
+const batchSizes = envInts("BENCH_BATCH_SIZES", [1, 10, 100]);
+const batchSteps = Math.max(1, envInt("BENCH_BATCH_STEPS", 2));
+const statsDocs = envInt("BENCH_STATS_DOCS", 2);
+const dIn = envInt("BENCH_DIN", 6400);
+const memEdits = envInt("BENCH_MEM_EDITS", 1000);
+const memBatch = Math.max(1, envInt("BENCH_MEM_BATCH", 10));
+const maxTokens = 1024; // statistics: the reference truncates documents to the model's context
+
 console.log("# deltaedit editing benchmark");
 console.log(`blas: ${info.config} | kernel ${info.coreName} (OPENBLAS_CORETYPE source: ${info.coreTypeSource}) | threads ${info.threads}\n`);
-
-function gemmPeak(): number {
-  const n = 1024;
-  const a = new Float32Array(n * n).fill(0.5);
-  const c = new Float32Array(n * n);
-  ops.gemm(a, a, c, { m: n, n, k: n });
-  let best = Infinity;
-  for (let i = 0; i < 5; i++) {
-    const t = performance.now();
-    ops.gemm(a, a, c, { m: n, n, k: n });
-    best = Math.min(best, performance.now() - t);
-  }
-  return (2 * n ** 3) / (best / 1000) / 1e9;
-}
 const peak = gemmPeak();
 console.log(`GEMM peak (1024³, best of 5): ${peak.toFixed(1)} GFLOP/s\n`);
+const t0 = performance.now();
+const mark = (what: string): void => console.log(`(${what} done ${((performance.now() - t0) / 1000).toFixed(0)} s into this benchmark)\n`);
 
-const gpt2Shape = (layers: number, C: number, heads: number): ModelConfig =>
-  parseModelConfig({ model_type: "gpt2", vocab_size: 50257, n_embd: C, n_layer: layers, n_head: heads, n_positions: 1024, layer_norm_epsilon: 1e-5, activation_function: "gelu_new" }, `gpt2 ${layers}x${C}`);
+const smallLayers = [3, 4, 5, 6, 7];
+const needSmall = sections.has(1) || sections.has(2) || (sections.has(3) && statsDocs > 0);
+const small = needSmall ? await prepareEditing("GPT-2-small shape (12 × 768, d_ff 3072)", benchModel(root, gpt2Shape(12, 768, 12)), smallLayers) : null;
+const xlSetup = xl && (sections.has(1) || (sections.has(3) && statsDocs > 0)) ? await prepareEditing("GPT2-XL shape (48 × 1600, d_ff 6400), fast path only", benchModel(root, gpt2Shape(48, 1600, 25)), [13, 14, 15, 16, 17]) : null;
+if (needSmall || xlSetup) mark("set-up (random models, statistics for C0, templates)");
 
-const SUBJECTS = ["Danielle Darrieux", "Edwin of Northumbria", "Toko Yasuda", "Autonomous University of Madrid", "Thomas Joannes Stieltjes", "Anaal Nathrakh", "Apple A5", "Go Hyeon-jeong"];
-const PROMPTS = ["The mother tongue of {} is", "{} is a native speaker of", "{} was born in", "{} is affiliated with the religion", "The headquarters of {} is in"];
-const TARGETS = ["English", "French", "Paris", "Christianity", "Sweden"];
-
-function requests(n: number): EditRequest[] {
-  return Array.from({ length: n }, (_, i) => ({ caseId: String(i), index: i, prompt: PROMPTS[i % PROMPTS.length]!, subject: SUBJECTS[i % SUBJECTS.length]!, targetNew: TARGETS[(i * 3) % TARGETS.length]!, targetTrue: null, relationId: null }));
+if (sections.has(1)) {
+  console.log("## 1. Per-edit time, batch 1\n");
+  editBench(small!, edits, steps, peak, false);
+  if (envFlag("BENCH_MEDIUM")) {
+    const medium = await prepareEditing("GPT-2-medium shape (24 × 1024, d_ff 4096)", benchModel(root, gpt2Shape(24, 1024, 16)), [6, 7, 8, 9, 10]);
+    editBench(medium, edits, steps, peak, false);
+  }
+  if (xlSetup) editBench(xlSetup, Math.min(edits, 2), steps, peak, true);
+  mark("section 1");
 }
 
-async function editBench(label: string, cfg: ModelConfig, layers: number[], edits: number, fastOnly = false): Promise<void> {
-  const tok = loadTokenizer(path.join(root, "test", "fixtures", "models", "tiny-gpt2-random"));
-  const base = LanguageModel.random(cfg, 1, 0.02, "uniform");
-  const model = new LanguageModel(cfg, base.params, tok, null, null);
-  const docs = Array.from({ length: 300 }, (_, i) => `${SUBJECTS[i % 8]} said that ${PROMPTS[i % 5]!.replace("{}", "the city")} ${TARGETS[i % 5]} in ${1900 + i}.`);
-  const stats = await computeStats(model, corpusFromDocuments(docs), { layers, cacheDir: null });
-  const c0 = new Map([...stats].map(([l, m]) => [l, secondMomentMatrix(m)]));
-  const templates = generateContextTemplates(model, new Rng(0));
-  const z = Math.max(...layers);
-  const common = { editLayers: layers, targetLayer: z, lossLayer: cfg.numLayers - 1, numGradSteps: 20, lr: 0.5 };
-  console.log(`## ${label}: ${(model.params.count() / 1e6).toFixed(0)} M parameters, edit layers ${layers.join(",")}, z-layer ${z}, ${edits} edits per row (batch 1, 20 steps, no early stop)`);
-  console.log("| method | formulation | s / edit | target opt. | keys | solve | projection | steps run | target-opt GFLOP/s | % of GEMM peak |");
-  console.log("|---|---|---|---|---|---|---|---|---|---|");
-  const totals = new Map<string, number>();
-  for (const name of ["deltaedit", "alphaedit"] as const) {
-    for (const fast of fastOnly ? [true] : [true, false]) {
-      // fresh weights for every row: same starting model, same stream
-      const fresh = new LanguageModel(cfg, base.params.zerosLike(), tok, null, null);
-      for (const n of base.params.names()) fresh.params.get(n).set(base.params.get(n));
-      const ctx: EditContext = { model: fresh, templates, secondMoment: (l) => c0.get(l)!, rng: new Rng(1), log: () => {} };
-      const over = { ...common, prefixCache: fast, solver: fast ? "fast" : "dense", ...(name === "deltaedit" ? { warmupRequests: 1, varMultiplier: 0.01, earlyStopAvgProb: 2 } : {}) };
-      const m: EditMethod = name === "deltaedit" ? new DeltaEdit(over, cfg.numLayers) : new AlphaEdit(over, cfg.numLayers);
-      const acc = { total: 0, target: 0, keys: 0, solve: 0, projection: 0, steps: 0, fwd: 0 };
-      const reqs = requests(edits + 1);
-      m.applyBatch(ctx, [reqs[0]!]); // warm-up edit (projector construction, first ΔW_acc) not timed
-      for (let i = 1; i <= edits; i++) {
-        const o = m.applyBatch(ctx, [reqs[i]!]);
-        const t = o.timings as typeof o.timings & { projection?: number };
-        acc.total += t.total;
-        acc.target += t.target;
-        acc.keys += t.keys;
-        acc.solve += t.solve;
-        acc.projection += t.projection ?? 0;
-        acc.steps += o.requests[0]!.steps;
-      }
-      const per = (x: number): string => (x / edits).toFixed(3);
-      // matmul flops of the target optimisation: ~7 rows × ~14 tokens, blocks z+1..L−1 (prefix) or all (full), fwd + bwd (dX only)
-      const C = cfg.hiddenSize;
-      const blockFlops = 2 * (12 * C * C) * 98;
-      const blocks = fast ? cfg.numLayers - z - 1 : cfg.numLayers;
-      const head = 2 * 2 * 13 * C * cfg.vocabSize;
-      const flops = (acc.steps / edits + 1) * (2 * blocks * blockFlops + head) * (fast ? 1 : 0.75 + 0.25);
-      const gf = flops / (acc.target / edits) / 1e9;
-      totals.set(`${name}-${fast}`, acc.total / edits);
-      console.log(`| ${name} | ${fast ? "fast (prefix cache + incremental solve)" : "reference (full rerun + dense solve)"} | ${per(acc.total)} | ${per(acc.target)} | ${per(acc.keys)} | ${per(acc.solve)} | ${per(acc.projection)} | ${(acc.steps / edits).toFixed(0)} | ${gf.toFixed(1)} | ${((100 * gf) / peak).toFixed(0)} % |`);
-    }
+if (sections.has(2)) {
+  console.log("## 2. Batch editing: per-request time\n");
+  batchBench(small!, batchSizes, batchSteps, steps);
+  mark("section 2");
+}
+
+if (sections.has(3) && (statsDocs > 0 || dIn > 0)) {
+  console.log("## 3. One-time jobs\n");
+  if (statsDocs > 0) {
+    statsHeader(peak, maxTokens);
+    const notes = [await statsBench("GPT-2 small, layers 3–7", small!.model, smallLayers, statsDocs, maxTokens, peak)];
+    if (xlSetup) notes.push(await statsBench("GPT2-XL, layers 13–17", xlSetup.model, xlSetup.layers, statsDocs, maxTokens, peak));
+    for (const n of notes) console.log(n);
+    console.log(
+      "The reference (rome/layer_stats.py, used by AlphaEdit and DeltaEdit) also stops its forward at the traced layer, but computes one layer per call, so its passes cost blocks 0..l for each layer l; " +
+        "our emulation of it runs each pass through its whole block l (the reference stops at the down projection's input: a few % less work). Its accumulation is a full float32 GEMM Kᵀ·K (2·F² per token); ours and this emulation use a syrk (F²).\n",
+    );
+    mark("section 3a");
   }
-  for (const name of fastOnly ? [] : ["deltaedit", "alphaedit"]) {
-    console.log(`speed-up ${name}: ${(totals.get(`${name}-false`)! / totals.get(`${name}-true`)!).toFixed(2)}× (whole edit, reference / fast)`);
+  if (dIn > 0) {
+    const proj = projectorBench(dIn);
+    mark("section 3b");
+    solveBench(proj);
+    mark("per-edit solve");
   }
+}
+
+if (sections.has(4) && memEdits > 0) {
+  console.log("## 4. Memory of the DeltaEdit state\n");
+  memoryHeader();
+  const notes = [memoryBench("GPT-2 small (d_in 3072)", { C: 768, dIn: 3072, layers: 5, edits: memEdits, batch: memBatch, threads })];
+  if (xl) notes.push(memoryBench("GPT2-XL (d_in 6400)", { C: 1600, dIn: 6400, layers: 5, edits: memEdits, batch: memBatch, threads }));
+  for (const n of notes) console.log(n);
   console.log("");
+  mark("section 4");
 }
-
-function solveBench(): void {
-  const dIn = 6400;
-  console.log(`## Per-edit solve at d_in = ${dIn} (one key, λ = 1, null space of rank ${dIn / 2})`);
-  // C0 = diag(λ): half the eigenvalues below the 2e-2 threshold → P of rank dIn/2
-  const c0 = new Float32Array(dIn * dIn);
-  for (let i = 0; i < dIn; i++) c0[i * dIn + i] = i % 2 === 0 ? 1e-3 : 1 + (i % 7);
-  let t = performance.now();
-  const proj = NullSpaceProjector.fromSecondMoment(c0, dIn, { keepNullBasis: true });
-  console.log(`projector (eigendecomposition of C0): ${((performance.now() - t) / 1000).toFixed(1)} s, rank ${proj.rank}`);
-  const rng = new Rng(3);
-  const key = (): Float32Array => Float32Array.from({ length: dIn }, () => rng.normal() * 0.05);
-  const solver = new AlphaEditSolver(proj, { l2: 1 });
-  console.log("| edits so far | fast exact solve (ms) | formulation | dense reference solve (ms) | ratio |");
-  console.log("|---|---|---|---|---|");
-  let dense: number | null = null;
-  const denseP = proj.toDense();
-  const pastCov = new Float32Array(dIn * dIn);
-  for (const target of [0, 1000, 3000]) {
-    while (solver.pastKeyCount < target) {
-      const n = Math.min(100, target - solver.pastKeyCount);
-      const K = new Float32Array(dIn * n);
-      for (let i = 0; i < K.length; i++) K[i] = rng.normal() * 0.05;
-      solver.solveAndAppend(K, n);
-    }
-    const k = key();
-    const times: number[] = [];
-    for (let r = 0; r < 5; r++) {
-      t = performance.now();
-      solver.solve(k, 1);
-      times.push(performance.now() - t);
-    }
-    times.sort((a, b) => a - b);
-    const fast = times[2]!;
-    if (dense === null) {
-      t = performance.now();
-      denseAlphaEditSolve({ projector: denseP, pastCov, keys: k, dIn, n: 1, l2: 1 });
-      dense = performance.now() - t; // O(d_in³) whatever the number of past keys
-    }
-    console.log(`| ${target} | ${fast.toFixed(2)} | ${solver.currentFormulation} | ${dense.toFixed(0)} | ${(dense / fast).toFixed(0)}× |`);
-  }
-  console.log("");
-}
-
-const edits = Number(process.env["BENCH_EDITS"] ?? 4);
-await editBench("GPT-2-small shape (12 × 768, d_ff 3072)", gpt2Shape(12, 768, 12), [3, 4, 5, 6, 7], edits);
-if (process.env["BENCH_QUICK"] !== "1") await editBench("GPT-2-medium shape (24 × 1024, d_ff 4096)", gpt2Shape(24, 1024, 16), [6, 7, 8, 9, 10], edits);
-if (process.env["BENCH_XL"] === "1") await editBench("GPT2-XL shape (48 × 1600, d_ff 6400), fast path only", gpt2Shape(48, 1600, 25), [13, 14, 15, 16, 17], Math.min(edits, 2), true);
-solveBench();

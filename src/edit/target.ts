@@ -118,6 +118,49 @@ function prepare(model: LanguageModel, req: EditRequest, templates: readonly str
 }
 
 /**
+ * How much work one target search does, from the same tokenization as `computeTarget` (the bench
+ * counts FLOPs with it). Rows i = 0..B−1 (the templated rows, then the KL row) have len_i tokens
+ * and δ enters at q_i (the subject's last token). Per step, the full rerun runs every block over
+ * all len_i positions; the prefix-cached path reruns blocks layer+1..N−1 over the suffixes
+ * q_i..len_i−1 only, after running the prefixes 0..q_i−1 of those blocks once. Both project the
+ * P scored positions (T per templated row, plus the KL position) onto the vocabulary. "padded"
+ * counts are what the batched kernels process (rows right-padded to the longest).
+ */
+export interface TargetWork {
+  rows: number; // B
+  lengths: number[]; // (B) len_i
+  lookup: number[]; // (B) q_i
+  scored: number; // P
+  fullTokens: number; // Σ len_i
+  paddedFullTokens: number; // B · max len_i
+  suffixTokens: number; // Σ (len_i − q_i)
+  paddedSuffixTokens: number; // B · max (len_i − q_i)
+  prefixTokens: number; // Σ q_i
+  paddedPrefixTokens: number; // B · max q_i
+}
+
+export function targetWork(model: LanguageModel, req: EditRequest, templates: readonly string[]): TargetWork {
+  const pr = prepare(model, req, templates);
+  const lengths = pr.ids.map((r) => r.length);
+  const lookup = pr.lookup.map((p) => p.pos);
+  const suffix = lengths.map((l, i) => l - lookup[i]!);
+  const B = lengths.length;
+  const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+  return {
+    rows: B,
+    lengths,
+    lookup,
+    scored: pr.logitPositions.length,
+    fullTokens: sum(lengths),
+    paddedFullTokens: B * Math.max(...lengths),
+    suffixTokens: sum(suffix),
+    paddedSuffixTokens: B * Math.max(...suffix),
+    prefixTokens: sum(lookup),
+    paddedPrefixTokens: B * Math.max(...lookup),
+  };
+}
+
+/**
  * The context-prefix cache of the target search (§7.8): for row i with lookup index q_i, positions
  * 0..q_i−1 are δ-independent in every block. They are run once through blocks layer+1..N−1, left-
  * aligned so that every row's prefix ends at column S = max q_i (left pads masked), filling a KV

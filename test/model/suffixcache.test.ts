@@ -6,15 +6,20 @@
  * several positions per row — for GPT-2 (learned positions, fused qkv), Llama (RoPE, GQA) and
  * Qwen2 (q/k/v biases, MQA): logits and the gradient w.r.t. δ agree to float32 rounding (the
  * suffix GEMMs have fewer rows, so BLAS may block them differently; no bit identity is claimed),
- * step after step with a changing δ, and with a cache that every step rewrites.
+ * step after step with a changing δ, and with a cache that every step rewrites. `targetWork` (the
+ * bench's FLOP count) reports the rows, suffixes and scored positions of the search's tokenization.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { makeBatch } from "../../src/model/batch.js";
 import type { ModelConfig } from "../../src/model/config.js";
 import { backward, forward, ForwardWorkspace } from "../../src/model/forward.js";
-import { planSuffix } from "../../src/edit/target.js";
+import { targetTokenIds } from "../../src/edit/request.js";
+import { fillTemplate, locateSubject } from "../../src/edit/subject.js";
+import { planSuffix, targetWork } from "../../src/edit/target.js";
+import { LanguageModel } from "../../src/model/model.js";
 import { Rng } from "../../src/util/rng.js";
+import { fixtureModel } from "../helpers/paths.js";
 import { tinyGpt2Config, tinyLlamaConfig, tinyModel } from "../helpers/tiny.js";
 
 function relErr(a: Float32Array, b: Float32Array): number {
@@ -74,4 +79,27 @@ test("suffix plan refuses a logit position before its row's lookup", () => {
   const batch = makeBatch(ids, 0, cfg.vocabSize);
   const pre = forward(model, batch, { stopAfterLayer: 0, keepHidden: [0], logits: "none" });
   assert.throws(() => planSuffix(model, { ids, lookup: [{ row: 0, pos: 2 }], logitPositions: [{ row: 0, pos: 1 }] }, pre.hidden.get(0)!, batch.T, 0, 0), /lies before its lookup/);
+});
+
+test("targetWork counts the rows, suffixes and scored positions of the target search's own tokenization", async () => {
+  const model = await LanguageModel.load(fixtureModel("tiny-gpt2-random"));
+  const tok = model.tokenizer!;
+  const req = { caseId: "w1", index: 0, prompt: "The mother tongue of {} is", subject: "Danielle Darrieux", targetNew: "the French language", targetTrue: null, relationId: null };
+  const templates = ["{}", "Because of the rain. {}", "You know. {}"];
+  const w = targetWork(model, req, templates);
+  const T = targetTokenIds(tok, req.targetNew).length;
+  assert.ok(T > 1, "the target should span several tokens");
+  // rows: each template filled with the prompt (+ T − 1 target tokens), then the KL row "{} is a"
+  const located = [...templates.map((t) => fillTemplate(t, req.prompt)), "{} is a"].map((s) => locateSubject(tok, s, req.subject, "test"));
+  const lengths = located.map((l, i) => l.ids.length + (i < templates.length ? T - 1 : 0));
+  const lookup = located.map((l) => l.subjectLast);
+  assert.deepEqual(w.lengths, lengths);
+  assert.deepEqual(w.lookup, lookup);
+  assert.equal(w.rows, templates.length + 1);
+  assert.equal(w.scored, templates.length * T + 1);
+  const suffix = lengths.map((l, i) => l - lookup[i]!);
+  assert.equal(w.suffixTokens, suffix.reduce((a, b) => a + b, 0));
+  assert.equal(w.paddedSuffixTokens, w.rows * Math.max(...suffix));
+  assert.equal(w.prefixTokens + w.suffixTokens, w.fullTokens);
+  assert.equal(w.paddedFullTokens, w.rows * Math.max(...lengths));
 });

@@ -11,6 +11,7 @@
 // BLAS's and to each other up to float32 rounding, not bit for bit.
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "check.h"
 #include "kernels.h"
@@ -85,21 +86,25 @@ __attribute__((target("avx2,fma"))) void NtBlock(const float* x, const float* w,
   }
 }
 
-__attribute__((target("avx2,fma"))) void NtAvx2(const float* x, const float* w, float* y, int64_t P, int64_t N, int64_t K) {
+// Calls f(std::integral_constant<int, R>) for R = min(rows, kRowBlock) in 1..8: the register block size.
+template <typename F>
+void ForRowBlock(int64_t rows, F&& f) {
+  switch (rows < kRowBlock ? rows : kRowBlock) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 5: f(std::integral_constant<int, 5>{}); break;
+    case 6: f(std::integral_constant<int, 6>{}); break;
+    case 7: f(std::integral_constant<int, 7>{}); break;
+    default: f(std::integral_constant<int, 8>{}); break;
+  }
+}
+
+void NtAvx2(const float* x, const float* w, float* y, int64_t P, int64_t N, int64_t K) {
   for (int64_t n0 = 0; n0 < N; n0 += kTileRows) {
     const int64_t n1 = n0 + kTileRows < N ? n0 + kTileRows : N;
-    for (int64_t p0 = 0; p0 < P; p0 += kRowBlock) {
-      switch (P - p0 < kRowBlock ? P - p0 : kRowBlock) {
-        case 1: NtBlock<1>(x, w, y, p0, n0, n1, N, K); break;
-        case 2: NtBlock<2>(x, w, y, p0, n0, n1, N, K); break;
-        case 3: NtBlock<3>(x, w, y, p0, n0, n1, N, K); break;
-        case 4: NtBlock<4>(x, w, y, p0, n0, n1, N, K); break;
-        case 5: NtBlock<5>(x, w, y, p0, n0, n1, N, K); break;
-        case 6: NtBlock<6>(x, w, y, p0, n0, n1, N, K); break;
-        case 7: NtBlock<7>(x, w, y, p0, n0, n1, N, K); break;
-        default: NtBlock<8>(x, w, y, p0, n0, n1, N, K); break;
-      }
-    }
+    for (int64_t p0 = 0; p0 < P; p0 += kRowBlock) ForRowBlock(P - p0, [&](auto R) { NtBlock<decltype(R)::value>(x, w, y, p0, n0, n1, N, K); });
   }
 }
 
@@ -126,21 +131,10 @@ __attribute__((target("avx2,fma"))) void NnBlock(const float* dy, const float* w
   }
 }
 
-__attribute__((target("avx2,fma"))) void NnAvx2(const float* dy, const float* w, float* dx, int64_t P, int64_t N, int64_t K) {
+void NnAvx2(const float* dy, const float* w, float* dx, int64_t P, int64_t N, int64_t K) {
   for (int64_t n0 = 0; n0 < N; n0 += kTileRows) {
     const int64_t n1 = n0 + kTileRows < N ? n0 + kTileRows : N;
-    for (int64_t p0 = 0; p0 < P; p0 += kRowBlock) {
-      switch (P - p0 < kRowBlock ? P - p0 : kRowBlock) {
-        case 1: NnBlock<1>(dy, w, dx, p0, n0, n1, N, K); break;
-        case 2: NnBlock<2>(dy, w, dx, p0, n0, n1, N, K); break;
-        case 3: NnBlock<3>(dy, w, dx, p0, n0, n1, N, K); break;
-        case 4: NnBlock<4>(dy, w, dx, p0, n0, n1, N, K); break;
-        case 5: NnBlock<5>(dy, w, dx, p0, n0, n1, N, K); break;
-        case 6: NnBlock<6>(dy, w, dx, p0, n0, n1, N, K); break;
-        case 7: NnBlock<7>(dy, w, dx, p0, n0, n1, N, K); break;
-        default: NnBlock<8>(dy, w, dx, p0, n0, n1, N, K); break;
-      }
-    }
+    for (int64_t p0 = 0; p0 < P; p0 += kRowBlock) ForRowBlock(P - p0, [&](auto R) { NnBlock<decltype(R)::value>(dy, w, dx, p0, n0, n1, N, K); });
   }
 }
 

@@ -41,9 +41,11 @@ export function writeAll(fd: number, data: string | Uint8Array, file: string, po
   }
 }
 
-/** Atomically replace `file` with `data` (temp + fsync + rename); the temp file never survives an error. */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}${TMP_MARK}${process.pid}`;
+/**
+ * Write `chunks` (consumed lazily) to a new temp file `tmp`, in full, then fsync and close it. The
+ * caller renames or links it into place and removes it on error (the open's failure names `tmp`).
+ */
+function writeTemp(tmp: string, chunks: Iterable<string | Uint8Array>): void {
   let fd: number;
   try {
     fd = fs.openSync(tmp, "w");
@@ -51,12 +53,18 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     throw ioError(tmp, "open", e);
   }
   try {
-    try {
-      writeAll(fd, data, tmp);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    for (const c of chunks) writeAll(fd, c, tmp);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Atomically replace `file` with `data` (temp + fsync + rename); the temp file never survives an error. */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}${TMP_MARK}${process.pid}`;
+  try {
+    writeTemp(tmp, [data]);
     fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
@@ -75,19 +83,8 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
 export function createFileFromChunks(file: string, chunks: Iterable<Uint8Array>): void {
   if (fs.existsSync(file)) throw new DeltaEditError("E_IO", `${file}: already exists; nothing was written`, { context: { file } });
   const tmp = `${file}${TMP_MARK}${process.pid}`;
-  let fd: number;
   try {
-    fd = fs.openSync(tmp, "w");
-  } catch (e) {
-    throw ioError(tmp, "open", e);
-  }
-  try {
-    try {
-      for (const c of chunks) writeAll(fd, c, tmp);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    writeTemp(tmp, chunks);
     try {
       fs.linkSync(tmp, file);
     } catch (e) {

@@ -64,6 +64,7 @@ export const trainCommand: CommandSpec = {
     "person-pools": { type: "string", description: "compose person names from G given × F family names (v2: 30,30)", valueName: "G,F" },
     "stats-layers": { type: "string", description: "layers whose key statistics are written to DIR/stats (default: the preset's edit layers)", valueName: "L1,L2,…" },
     "stats-fact-share": { type: "number", description: "statistics over general text in which this share of sentences are facts (v2: 0.1)", valueName: "X" },
+    "continuation-style": { type: "string", description: "with --continuations: verbs (the default: occupation / sport / instrument verbs) or object (\"<name> <object> <marker>.\" for every fact of every relation)", valueName: "verbs|object" },
     continuations: { type: "number", description: "subject continuations: N sentences per (person, occupation / sport / instrument) whose first word after the name depends on the fact (docs/world.md; default none)", valueName: "N" },
     repeats: { type: "number", description: "statements of each (fact, training template) pair in the corpus (default 1)", valueName: "N" },
     "filler-ratio": { type: "number", description: "fraction of filler sentences in the corpus (default 0.1)", valueName: "X" },
@@ -100,6 +101,9 @@ export const trainCommand: CommandSpec = {
     const repeats = intArg(args, "repeats", 1);
     const filler = num(args, "filler-ratio");
     const continuations = intArg(args, "continuations", 1);
+    const contStyle = str(args, "continuation-style");
+    if (contStyle !== undefined && contStyle !== "verbs" && contStyle !== "object") throw new DeltaEditError("E_USAGE", `world train: --continuation-style must be verbs or object, got "${contStyle}"`);
+    if (contStyle !== undefined && continuations === undefined) throw new DeltaEditError("E_USAGE", "world train: --continuation-style needs --continuations N");
     const vocab = intArg(args, "vocab", 257);
     const hidden = intArg(args, "hidden", 2);
     const layers = intArg(args, "layers", 1);
@@ -137,7 +141,7 @@ export const trainCommand: CommandSpec = {
                 ...(repeats !== undefined ? { repeatsPerFact: repeats } : {}),
                 ...(filler !== undefined ? { fillerRatio: filler } : {}),
                 ...(statsShare !== undefined ? { statsText: { factShare: statsShare, sentences: 40_000 } } : {}),
-                ...(continuations !== undefined ? { continuations: { repeats: continuations, table: SUBJECT_CONTINUATIONS } } : {}),
+                ...(continuations !== undefined ? { continuations: contStyle === "object" ? { repeats: continuations, style: "object" as const } : { repeats: continuations, table: SUBJECT_CONTINUATIONS } } : {}),
               },
             }
           : {}),

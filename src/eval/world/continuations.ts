@@ -71,3 +71,31 @@ export function continuationSentence(subject: string, relationId: string, object
   const phrase = table[relationId]?.[object];
   return phrase === undefined ? null : `${subject} ${phrase}.`;
 }
+
+/**
+ * Object continuations (world v2, style "object"): "<subject> <object> <marker>." for every fact of
+ * every relation — "Ka Drellson Ulma native.", "Wiseassline Fabrics business." — so the token right
+ * after any subject's name is one of its objects, with no relation word in between. Predicting it
+ * needs every attribute of the subject at the name's last token (a bag of the subject's facts, as an
+ * infobox line or a caption gives a real model), not only the three relations the verb table covers.
+ * The marker names the relation after the object, so the sentence stays unambiguous as text.
+ */
+export const OBJECT_CONTINUATION_MARKERS: Readonly<Record<string, string>> = Object.freeze({
+  P19: "native",
+  P103: "speaker",
+  P106: "by trade",
+  P108: "employee",
+  P641: "player",
+  P1303: "player",
+  P17: "city",
+  P159: "headquartered",
+  P452: "business",
+  P136: "group",
+  P740: "founded",
+});
+
+/** The object-style continuation of a fact: "<subject> <object> <marker>."; null for a relation without a marker. */
+export function objectContinuationSentence(subject: string, relationId: string, object: string): string | null {
+  const marker = OBJECT_CONTINUATION_MARKERS[relationId];
+  return marker === undefined ? null : `${subject} ${object} ${marker}.`;
+}

@@ -24,7 +24,7 @@ import { checkOptionKeys } from "./_options.js";
 import { factsBySubject, type Fact, type KnowledgeBase } from "./kb.js";
 import { fillerUnit, type FillerNames } from "./filler.js";
 import { withOpener } from "./paraphrase.js";
-import { continuationSentence } from "./continuations.js";
+import { continuationSentence, objectContinuationSentence } from "./continuations.js";
 import { fillTemplate } from "./relations.js";
 
 export interface CorpusOptions {
@@ -75,9 +75,11 @@ export interface CorpusOptions {
   /**
    * Subject continuations (world v2, continuations.ts): for every fact whose (relation, object) has
    * a phrase in `table`, `repeats` one-sentence units "{subject} {phrase}." — the word after the
-   * name depends on the person. Counted with the fact sentences for `fillerRatio`. Default none.
+   * name depends on the person. Style "object" (no table): for every fact of every relation,
+   * "{subject} {object} {marker}." (`OBJECT_CONTINUATION_MARKERS`). Counted with the fact sentences
+   * for `fillerRatio`. Default none.
    */
-  continuations?: { readonly repeats: number; readonly table: Readonly<Record<string, Readonly<Record<string, string>>>> };
+  continuations?: { readonly repeats: number; readonly table?: Readonly<Record<string, Readonly<Record<string, string>>>>; readonly style?: "verbs" | "object" };
 }
 
 export interface Corpus {
@@ -180,9 +182,12 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
   const cont = opts.continuations;
   if (cont !== undefined) {
     if (!(Number.isInteger(cont.repeats) && cont.repeats >= 1)) throw new DeltaEditError("E_ARG", `${fn}: option "continuations" needs repeats ≥ 1 (an integer), got ${cont.repeats}`);
+    const style = cont.style ?? "verbs";
+    if (style !== "verbs" && style !== "object") throw new DeltaEditError("E_ARG", `${fn}: option "continuations" has style "${String(style)}"; expected "verbs" or "object"`);
+    if (style === "verbs" && cont.table === undefined) throw new DeltaEditError("E_ARG", `${fn}: option "continuations" with style "verbs" needs a table`);
     for (let r = 0; r < cont.repeats; r++) {
       for (const f of kb.facts) {
-        const sentence = continuationSentence(f.subject, f.relationId, f.object.str, cont.table);
+        const sentence = style === "object" ? objectContinuationSentence(f.subject, f.relationId, f.object.str) : continuationSentence(f.subject, f.relationId, f.object.str, cont.table);
         if (sentence !== null) {
           units.push([sentence]);
           factSentences++;

@@ -103,3 +103,24 @@ test("subject continuations: one phrase per object value, first words unique, ea
   assert.equal([...got.values()].reduce((a, b) => a + b, 0), expected.length);
   assert.throws(() => buildCorpus(kb, { seed: 1, continuations: { repeats: 0, table: SUBJECT_CONTINUATIONS } }), /repeats ≥ 1/);
 });
+
+test("object continuations: every fact of every relation stated as \"<subject> <object> <marker>.\", `repeats` times, right after BOS", async () => {
+  const { OBJECT_CONTINUATION_MARKERS, objectContinuationSentence } = await import("../../../src/eval/world/continuations.js");
+  const { RELATION_SPECS } = await import("../../../src/eval/world/relations.js");
+  const { EXTRA_TRAIN_TEMPLATES } = await import("../../../src/eval/world/extratemplates.js");
+  assert.deepEqual(Object.keys(OBJECT_CONTINUATION_MARKERS).sort(), RELATION_SPECS.map((r) => r.id).sort(), "one marker per relation");
+  // no template of any relation starts "{} <object>", so the word after a name is the object only in a continuation
+  for (const r of RELATION_SPECS) for (const t of [...r.trainTemplates, ...(EXTRA_TRAIN_TEMPLATES[r.id] ?? [])]) assert.ok(!t.startsWith("{} {}"), t);
+  assert.equal(objectContinuationSentence("Ka Lo", "P19", "Ulma"), "Ka Lo Ulma native.");
+  assert.equal(objectContinuationSentence("Ka Lo", "P999", "Ulma"), null);
+
+  const kb = buildKnowledgeBase({ seed: 3, people: 24, cities: 4, companies: 3, bands: 3 });
+  const withCont = buildCorpus(kb, { seed: 1, splitFactUnits: true, docSentences: [1, 1], fillerRatio: 0.1, continuations: { repeats: 2, style: "object" } });
+  const expected = new Map<string, number>();
+  for (const f of kb.facts) expected.set(objectContinuationSentence(f.subject, f.relationId, f.object.str)!, 0);
+  assert.equal(expected.size, kb.facts.length);
+  for (const d of withCont.train) if (expected.has(d)) expected.set(d, expected.get(d)! + 1);
+  for (const [s, n] of expected) assert.equal(n, 2, s);
+  assert.throws(() => buildCorpus(kb, { seed: 1, continuations: { repeats: 1, style: "bogus" as "object" } }), /style "bogus"/);
+  assert.throws(() => buildCorpus(kb, { seed: 1, continuations: { repeats: 1 } }), /needs a table/);
+});

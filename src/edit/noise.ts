@@ -12,6 +12,12 @@
  *         q = ⌊d·space⌋, J = { j : S_j > eigenvalueThreshold }, capped at ⌊d(1−space)⌋ (ODD-6:
  *         unreachable for space < 0.5, so the effective cap is q).
  *
+ * Variant "paper" (the paper as written, §4.4 "Paper-as-written variant"); everything else above holds:
+ *   trigger iff         c > warmupRequests  ∧  σ² ≠ 0  ∧  ν > μ + varMultiplier · √σ²        (one-sided)
+ *   P_δ = I − U_J U_Jᵀ, U = left singular vectors of ΔW_acc alone (no noise column), exactly:
+ *         J = { j : s_j > 1e-6 · s_1 }, at most ⌊3d/4⌋ of them (the smallest dropped first)
+ *         (`buildPaperProjector`).
+ *
  * Dimension legend: d = hidden width (rows of ΔW_acc), dIn = input width (d_ff), N = keys in
  * a batch, q = randomized-SVD rank, |J| = rank of U_J.
  */
@@ -21,15 +27,30 @@ import type { Rng } from "../util/rng.js";
 import { checkDim, checkF32 } from "./_linalg.js";
 import { randomizedTopSvd } from "./randomizedSvd.js";
 
+/**
+ * Which DeltaEdit: "official" = the official code (two-sided trigger, directions of [n | ΔW_acc] with
+ * S_j > eigenvalueThreshold, at most q = ⌊d·space⌋); "paper" = the paper as written (one-sided
+ * trigger, non-zero directions of ΔW_acc, at most ⌊3d/4⌋). Spec §4.4.
+ */
+export type DeltaEditVariant = "official" | "paper";
+/** Every variant, the default first. */
+export const DELTAEDIT_VARIANTS: readonly DeltaEditVariant[] = Object.freeze(["official", "paper"]);
+/** Variant "paper": keep left singular vectors of ΔW_acc with s_j > PAPER_RELATIVE_SINGULAR_THRESHOLD · s_1. */
+export const PAPER_RELATIVE_SINGULAR_THRESHOLD = 1e-6;
+/** Variant "paper": remove at most ⌊d · PAPER_RANK_CAP_FRACTION⌋ directions (the paper: keep ≥ 1/4 of the space). */
+export const PAPER_RANK_CAP_FRACTION = 0.75;
+
 /** DeltaEdit's noise constants (hard-coded in the reference except `varMultiplier` and `space`). */
 export interface NoiseParams {
+  /** "official" (default): the official code's trigger and projector; "paper": the paper's (see DeltaEditVariant). */
+  variant: DeltaEditVariant;
   /** A trigger is possible only while the request counter c > warmupRequests (reference: 20). */
   warmupRequests: number;
   /** α of the exponential moving mean and variance of ν (reference: 0.9). */
   emaDecay: number;
-  /** Preset `var`: trigger when |ν − μ| > varMultiplier·√σ² (gpt2-xl 3, Llama3-8B 1.5). */
+  /** Preset `var`: trigger when |ν − μ| > varMultiplier·√σ² (variant "paper": ν − μ >; gpt2-xl 3, Llama3-8B 1.5). */
   varMultiplier: number;
-  /** Preset `space`: q = ⌊d·space⌋ eigenpairs, rank cap ⌊d(1−space)⌋ (reference: 0.25). */
+  /** Preset `space`: q = ⌊d·space⌋ eigenpairs, rank cap ⌊d(1−space)⌋ (reference: 0.25; unused by variant "paper"). */
   space: number;
   /** Keep eigen-directions of G with eigenvalue S_j > eigenvalueThreshold (reference: 0.1). */
   eigenvalueThreshold: number;
@@ -41,6 +62,7 @@ export interface NoiseParams {
 
 /** Defaults: the reference constants and the gpt2-xl preset's `var` and `space`. */
 export const defaultNoiseParams: Readonly<NoiseParams> = Object.freeze({
+  variant: "official",
   warmupRequests: 20,
   emaDecay: 0.9,
   varMultiplier: 3,
@@ -69,6 +91,7 @@ export function resolveNoiseParams(opts: Partial<NoiseParams> = {}): NoiseParams
   bad("varMultiplier (> 0)", p.varMultiplier, p.varMultiplier > 0 && Number.isFinite(p.varMultiplier));
   bad("space (0 < space < 1)", p.space, p.space > 0 && p.space < 1);
   bad("eigenvalueThreshold (≥ 0)", p.eigenvalueThreshold, p.eigenvalueThreshold >= 0);
+  if (!DELTAEDIT_VARIANTS.includes(p.variant)) throw new DeltaEditError("E_CONFIG", `${fn}: variant must be ${DELTAEDIT_VARIANTS.map((v) => `"${v}"`).join(" or ")}, got ${JSON.stringify(p.variant)}`);
   if (p.mode !== "reference" && p.mode !== "exact") throw new DeltaEditError("E_CONFIG", `${fn}: mode must be "reference" or "exact", got "${String(p.mode)}"`);
   return p;
 }
@@ -148,7 +171,9 @@ export class NoiseMonitor {
     }
     const testedMu = this.mu;
     const testedVariance = this.variance;
-    const triggered = this.c > warmupRequests && testedVariance !== 0 && Math.abs(nu - testedMu) > varMultiplier * Math.sqrt(testedVariance);
+    // official: two-sided |ν − μ| (ODD-4, fires on unusually small noise too); paper: one-sided ν − μ
+    const deviation = this.params.variant === "paper" ? nu - testedMu : Math.abs(nu - testedMu);
+    const triggered = this.c > warmupRequests && testedVariance !== 0 && deviation > varMultiplier * Math.sqrt(testedVariance);
     // c.5. On the first sample the update is an identity in exact arithmetic (μ = ν, σ² = 0);
     // it is skipped so that σ² stays exactly 0 (α·ν + (1−α)·ν can differ from ν by one ulp).
     if (!triggered && !first) {
@@ -225,17 +250,18 @@ export function updateGram(
 
 export class InfluenceProjector {
   readonly d: number;
-  readonly mode: "reference" | "exact";
-  readonly q: number; // ⌊d·space⌋
-  readonly cap: number; // ⌊d(1−space)⌋
-  /** (q) top eigenvalues S of G, descending (diagnostics). */
+  readonly mode: "reference" | "exact"; // "paper" is always "exact"
+  readonly q: number; // ⌊d·space⌋ ("paper": d, every eigenpair)
+  readonly cap: number; // ⌊d(1−space)⌋ ("paper": ⌊3d/4⌋)
+  /** (q) top eigenvalues S of G, descending (diagnostics; "paper": s_j² of ΔW_acc). */
   readonly topEigenvalues: Float32Array;
   /** (|J|, d) rows = the directions U_J removed from δ. */
   readonly basisT: Float32Array;
   readonly rank: number; // |J| after the cap
+  readonly variant: DeltaEditVariant;
 
-  /** @internal use buildInfluenceProjector */
-  constructor(d: number, mode: "reference" | "exact", q: number, cap: number, topEigenvalues: Float32Array, basisT: Float32Array, rank: number) {
+  /** @internal use buildInfluenceProjector / buildPaperProjector */
+  constructor(d: number, mode: "reference" | "exact", q: number, cap: number, topEigenvalues: Float32Array, basisT: Float32Array, rank: number, variant: DeltaEditVariant = "official") {
     this.d = d;
     this.mode = mode;
     this.q = q;
@@ -243,6 +269,7 @@ export class InfluenceProjector {
     this.topEigenvalues = topEigenvalues;
     this.basisT = basisT;
     this.rank = rank;
+    this.variant = variant;
   }
 
   /** P_δ v = v − U_J (U_Jᵀ v) for v (d); new array, O(d·|J|). */
@@ -307,4 +334,52 @@ export function buildInfluenceProjector(a: {
   const basisT = new Float32Array(keep.length * d); // (|J|, d)
   keep.forEach((j, row) => basisT.set(uT.subarray(j * d, (j + 1) * d), row * d));
   return new InfluenceProjector(d, p.mode, q, cap, s, basisT, keep.length);
+}
+
+/** Columns of ΔW_acc converted to float64 per syrk call in `buildPaperProjector` (bounds the float64 copy to d × 512). */
+const PAPER_GRAM_BLOCK = 512;
+
+/**
+ * Variant "paper" (§4.4, "Paper-as-written variant"): P_δ = I − U_J U_Jᵀ with U the left singular
+ * vectors of ΔW_acc (d, dIn) alone (no noise column), J = { j : s_j > 1e-6·s_1 }, at most ⌊3d/4⌋ of
+ * them, the smallest dropped first. Exact, no randomness.
+ *
+ * How: G = ΔW_acc ΔW_accᵀ (d, d) is accumulated in float64 from the float32 ΔW_acc (column blocks
+ * of PAPER_GRAM_BLOCK through ops.syrk) and decomposed by ops.eigh in float64; its eigenvalues are
+ * λ_j = s_j². The threshold is applied to λ: keep λ_j > (1e-6)²·λ_1 = 1e-12·λ_1. That relative 1e-12
+ * is below float32's resolution (≈ 6e-8), hence float64 throughout: a float64 eigh resolves λ to
+ * about ε64·λ_1 (times a modest factor of d), so s_j is resolved to ~1e-8·s_1, well below the cut.
+ * What is cut is ΔW_acc as stored: its own float32 rounding leaves singular values of order
+ * ε32·s_1 in directions that are zero in exact arithmetic; they fall under the cut while they stay
+ * below 1e-6·s_1, and they are the first dropped by the cap. ΔW_acc = 0 gives rank 0 (P_δ = I).
+ * Does not modify its input. Cost O(d²·dIn + d³) float64 per call (once per batch).
+ */
+export function buildPaperProjector(deltaWAcc: Float32Array, d: number, dIn: number): InfluenceProjector {
+  const fn = "buildPaperProjector";
+  checkDim(d, "d", fn, 1);
+  checkDim(dIn, "dIn", fn, 1);
+  checkF32(deltaWAcc, d * dIn, "deltaWAcc", fn, `(d, dIn) = (${d}, ${dIn})`);
+  const cap = Math.floor(d * PAPER_RANK_CAP_FRACTION);
+  const g = new Float64Array(d * d); // (d, d) G = ΔW_acc ΔW_accᵀ, float64
+  const kb = Math.min(dIn, PAPER_GRAM_BLOCK);
+  const block = new Float64Array(d * kb); // (d, kb) columns j0..j0+k of ΔW_acc
+  for (let j0 = 0; j0 < dIn; j0 += kb) {
+    const k = Math.min(kb, dIn - j0);
+    for (let i = 0; i < d; i++) for (let j = 0; j < k; j++) block[i * k + j] = deltaWAcc[i * dIn + j0 + j]!;
+    ops.syrk(block.subarray(0, d * k), g, { n: d, k, beta: j0 === 0 ? 0 : 1 });
+  }
+  const { values, vectors } = ops.eigh(g, d); // ascending; column j ↔ values[j]
+  const lambda = new Float32Array(d); // (d) λ = s², descending
+  for (let j = 0; j < d; j++) lambda[j] = values[d - 1 - j]!;
+  const top = values[d - 1]!; // λ_1 = s_1²
+  const cut = PAPER_RELATIVE_SINGULAR_THRESHOLD * PAPER_RELATIVE_SINGULAR_THRESHOLD * top;
+  let rank = 0; // |J|: λ descending, so J is a prefix
+  while (rank < d && top > 0 && values[d - 1 - rank]! > cut) rank++;
+  rank = Math.min(rank, cap); // drop the smallest first
+  const basisT = new Float32Array(rank * d); // (|J|, d) rows = U_J, largest s first
+  for (let r = 0; r < rank; r++) {
+    const col = d - 1 - r;
+    for (let i = 0; i < d; i++) basisT[r * d + i] = vectors[i * d + col]!;
+  }
+  return new InfluenceProjector(d, "exact", d, cap, lambda, basisT, rank, "paper");
 }

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { DeltaEditError } from "../../errors.js";
-import { METHOD_NAMES, type MethodName } from "../../edit/methods/method.js";
+import { METHOD_NAMES, methodDisplayName, type MethodName } from "../../edit/methods/method.js";
 import { PRESETS } from "../../edit/presets.js";
 import { readRequestsFile, type ParsedRequests } from "../../edit/request.js";
 import { CLI_STATS_HINT } from "../../edit/statsProvider.js";
@@ -126,7 +126,7 @@ async function runSession(editor: Editor, args: ParsedArgs, io: CliIO, sessionDi
     seconds: (performance.now() - t0) / 1000,
   };
   if (bool(args, "json")) io.out(JSON.stringify(summary) + "\n");
-  else io.out(renderTable(["session", "method", "preset", "applied", "rejected", "batches", "position", "time"], [[sessionDir, summary.method, summary.preset, String(applied), String(rejected), String(summary.batches), String(summary.position), formatDuration(summary.seconds)]]) + "\n");
+  else io.out(renderTable(["session", "method", "preset", "applied", "rejected", "batches", "position", "time"], [[sessionDir, methodDisplayName(summary.method, editor.params), summary.preset, String(applied), String(rejected), String(summary.batches), String(summary.position), formatDuration(summary.seconds)]]) + "\n");
   if (applied === 0 && rejected > 0) {
     log(`edit: none of the ${rejected} request(s) of this run could be applied`);
     return 1;

@@ -12,10 +12,17 @@
  * onto the orthogonal complement of the top eigen-directions (eigenvalue > 0.1, at most q = ⌊C·space⌋)
  * of G = ΔW_acc ΔW_accᵀ + n nᵀ (ODD-6/7/9), and the statistics are not updated; otherwise μ, σ² take
  * an EMA step. Every request of a batch sees the same (pre-batch) ΔW_acc (ODD-5).
+ *
+ * `variant: "paper"` is the paper as written (§4.4): the trigger is one-sided, ν > μ + varMultiplier·√σ²,
+ * and P_δ removes the left singular vectors of ΔW_acc alone with s_j > 1e-6·s_1, at most ⌊3d/4⌋ of them
+ * (exact float64 eigendecomposition, `buildPaperProjector`; `space`, `eigenvalueThreshold`,
+ * `powerIterations` and `projectorMode` are then unused). Everything else is the same. The default
+ * `variant: "official"` is the official code's behaviour described above.
  */
+import { DeltaEditError } from "../../errors.js";
 import * as ops from "../../kernels/ops.js";
 import { insertionLoop } from "../insertion.js";
-import { buildInfluenceProjector, NoiseMonitor, noiseVector, type NoiseParams } from "../noise.js";
+import { buildInfluenceProjector, buildPaperProjector, DELTAEDIT_VARIANTS, NoiseMonitor, noiseVector, type DeltaEditVariant, type InfluenceProjector, type NoiseParams } from "../noise.js";
 import type { EditRequest } from "../request.js";
 import type { ProjectionHook } from "../target.js";
 import { checkNullSpaceOptions } from "../projector.js";
@@ -29,6 +36,12 @@ import { resolveParams } from "./params.js";
  * here — `nullspaceRule` and its parameters, `nullspacePrecision`; the solver) plus the noise monitor's.
  */
 export interface DeltaEditParams extends AlphaEditParams {
+  /**
+   * "official" (default): the official code — two-sided trigger |ν − μ| > var·√σ², directions of
+   * [n | ΔW_acc] with eigenvalue > eigenvalueThreshold, at most q = ⌊C·space⌋. "paper": the paper as
+   * written — one-sided ν > μ + var·√σ², directions of ΔW_acc with s_j > 1e-6·s_1, at most ⌊3C/4⌋.
+   */
+  variant: DeltaEditVariant;
   /** Stop the target optimisation when the mean target probability exceeds this (ODD-3). */
   earlyStopAvgProb: number;
   /** Preset `var`: trigger multiplier of √σ². */
@@ -51,6 +64,7 @@ export interface DeltaEditParams extends AlphaEditParams {
 export const deltaEditDefaults: DeltaEditParams = {
   ...alphaEditDefaults,
   editLayers: [...alphaEditDefaults.editLayers],
+  variant: "official",
   earlyStopAvgProb: 0.98,
   varMultiplier: 3,
   space: 0.25,
@@ -73,12 +87,17 @@ export class DeltaEdit implements EditMethod {
     this.params = resolveParams("deltaedit", deltaEditDefaults, overrides);
     checkFamilyParams("deltaedit", this.params, numLayers);
     checkNullSpaceOptions("deltaedit", this.params);
+    if (!DELTAEDIT_VARIANTS.includes(this.params.variant)) {
+      throw new DeltaEditError("E_CONFIG", `deltaedit: hyperparameter "variant" must be ${DELTAEDIT_VARIANTS.map((v) => `"${v}"`).join(" or ")}, got ${JSON.stringify(this.params.variant)}`, {
+        hint: `"official" is the official code's behaviour (the default), "paper" the paper as written (spec §4.4); e.g. --set variant=paper`,
+      });
+    }
     this.monitor = new NoiseMonitor(this.noiseParams());
   }
 
   noiseParams(): NoiseParams {
     const p = this.params;
-    return { warmupRequests: p.warmupRequests, emaDecay: p.emaDecay, varMultiplier: p.varMultiplier, space: p.space, eigenvalueThreshold: p.eigenvalueThreshold, powerIterations: p.powerIterations, mode: p.projectorMode };
+    return { variant: p.variant, warmupRequests: p.warmupRequests, emaDecay: p.emaDecay, varMultiplier: p.varMultiplier, space: p.space, eigenvalueThreshold: p.eigenvalueThreshold, powerIterations: p.powerIterations, mode: p.projectorMode };
   }
 
   private coreFor(ctx: EditContext): NullSpaceSolve {
@@ -94,6 +113,7 @@ export class DeltaEdit implements EditMethod {
     const monitorBefore = this.monitor.state;
     const noise: NonNullable<RequestReport["noise"]>[] = [];
     let gram: Float32Array | null = null; // (C, C) ΔW_acc ΔW_accᵀ, computed at the first trigger of the batch
+    let paperProj: InfluenceProjector | null = null; // variant "paper": depends on ΔW_acc only, so once per batch
     let projectionSeconds = 0;
     const hookFor = (): ProjectionHook => (first) => {
       const req = this.monitor.beginRequest();
@@ -107,11 +127,15 @@ export class DeltaEdit implements EditMethod {
       let project: ((d: Float32Array) => Float32Array) | null = null;
       if (obs.triggered) {
         const tp = performance.now();
-        if (!gram) {
-          gram = new Float32Array(C * C);
-          ops.syrk(this.deltaWAcc, gram, { n: C, k: F });
+        let proj: InfluenceProjector;
+        if (this.params.variant === "paper") proj = paperProj ??= buildPaperProjector(this.deltaWAcc, C, F);
+        else {
+          if (!gram) {
+            gram = new Float32Array(C * C);
+            ops.syrk(this.deltaWAcc, gram, { n: C, k: F });
+          }
+          proj = buildInfluenceProjector({ gram, noise: n, d: C, params: this.noiseParams(), rng: ctx.rng });
         }
-        const proj = buildInfluenceProjector({ gram, noise: n, d: C, params: this.noiseParams(), rng: ctx.rng });
         rank = proj.rank;
         project = (d) => proj.apply(d);
         projectionSeconds += since(tp);

@@ -15,6 +15,26 @@ export type MethodName = "rome" | "memit" | "alphaedit" | "deltaedit" | "ft" | "
 /** Every method name. */
 export const METHOD_NAMES: readonly MethodName[] = ["rome", "memit", "alphaedit", "deltaedit", "ft", "prune", "rect"];
 
+/** Methods with a `variant` parameter, and its default (DeltaEdit §4.4: official code / paper; PRUNE ODD-20). */
+const VARIANT_DEFAULTS: Readonly<Partial<Record<string, string>>> = Object.freeze({ deltaedit: "official", prune: "reference" });
+
+/**
+ * The variant a method's resolved parameters select when it is not the default, else null:
+ * ("deltaedit", { variant: "paper" }) → "paper"; ("deltaedit", { variant: "official" }) → null.
+ * Reports name a non-default variant with the method ("deltaedit (paper)", `methodDisplayName`).
+ */
+export function methodVariant(name: string, params: Readonly<Record<string, unknown>> | undefined): string | null {
+  const dflt = VARIANT_DEFAULTS[name];
+  const v = params?.["variant"];
+  return dflt !== undefined && typeof v === "string" && v !== dflt ? v : null;
+}
+
+/** The method's name as reports print it: "deltaedit", or "deltaedit (paper)" for a non-default variant. */
+export function methodDisplayName(name: string, params: Readonly<Record<string, unknown>> | undefined): string {
+  const v = methodVariant(name, params);
+  return v === null ? name : `${name} (${v})`;
+}
+
 /** What a method may use: the model, the session's templates, statistics and RNG, a log sink. */
 export interface EditContext {
   model: LanguageModel;

@@ -33,7 +33,7 @@ import { LanguageModel } from "../../model/model.js";
 import { removeStaleTemporaries } from "../../util/fsio.js";
 import { Rng } from "../../util/rng.js";
 import { createMethod } from "../methods/registry.js";
-import type { BatchOutcome, EditContext, EditMethod, LayerUpdate, MethodName } from "../methods/method.js";
+import { methodDisplayName, type BatchOutcome, type EditContext, type EditMethod, type LayerUpdate, type MethodName } from "../methods/method.js";
 import { presetFor } from "../presets.js";
 import type { EditRequest, Rejection } from "../request.js";
 import { locateSubject } from "../subject.js";
@@ -196,7 +196,7 @@ export class EditSession {
         stats: moments.provenance,
       });
       const journal = Journal.read(path.join(o.dir, JOURNAL_FILE), { repair: true, numLayers: model.config.numLayers });
-      log(`session ${o.dir}: ${o.method} on ${model.config.modelType} (${model.config.numLayers} blocks), preset ${preset.name}`);
+      log(`session ${o.dir}: ${methodDisplayName(o.method, method.params as Record<string, unknown>)} on ${model.config.modelType} (${model.config.numLayers} blocks), preset ${preset.name}`);
       return new EditSession(o.dir, manifest, model, method, journal, (l) => moments.get(l), log, lock, true);
     } catch (e) {
       lock.release();

@@ -17,6 +17,7 @@
  *       { edits: 200, metrics: { post_rewrite_success: { mean: 99.5, std: 7.05 } }, noise: [ … ], triggerRate: 0.04 } ] }] }
  */
 import { DeltaEditError } from "../../errors.js";
+import { methodVariant } from "../../edit/methods/method.js";
 import type { NoiseSummary } from "../noise.js";
 
 /** Run-level aggregate of one metric: mean and population std over the cases scored (§3.4). */
@@ -52,7 +53,7 @@ export interface BenchCheckpoint {
 /** One method of a bench run and its checkpoints. */
 export interface BenchMethod {
   name: string; // registry name: "deltaedit", "alphaedit", "memit", "rome", "ft", "prune", "rect", or a custom one
-  label?: string; // display name, default from the name ("DeltaEdit")
+  label?: string; // display name, default from the name and a non-default params.variant ("DeltaEdit", "DeltaEdit (paper)")
   preset?: string;
   params?: Record<string, unknown>;
   checkpoints: BenchCheckpoint[]; // ascending in `edits`
@@ -112,8 +113,12 @@ const METHOD_LABELS: Record<string, string> = {
   deltaedit: "DeltaEdit", alphaedit: "AlphaEdit", memit: "MEMIT", rome: "ROME", ft: "FT", prune: "PRUNE", rect: "RECT",
 };
 
+/** Display name: `label`, else the known name ("DeltaEdit") with a non-default variant from `params` ("DeltaEdit (paper)"). */
 export function methodLabel(m: BenchMethod): string {
-  return m.label ?? METHOD_LABELS[m.name] ?? m.name;
+  if (m.label !== undefined) return m.label;
+  const base = METHOD_LABELS[m.name] ?? m.name;
+  const variant = methodVariant(m.name, m.params);
+  return variant === null ? base : `${base} (${variant})`;
 }
 
 /** The metrics to show, in order: `report.metrics` when given, else catalog order then the rest sorted. */

@@ -74,7 +74,7 @@ export { scoreKnowEdit, type KnowEditScores } from "./eval/metrics/knowedit.js";
 export { summarize, type CaseResult } from "./eval/metrics/summary.js";
 export { perplexity, factAccuracy, type Fact, type FactAccuracyResult, type PerplexityOptions, type PerplexityResult } from "./eval/metrics/general.js";
 export { benchmark as runBench, type BenchmarkOptions as RunBenchOptions } from "./eval/benchmark.js";
-export { checkpointSchedule, type Protocol } from "./eval/bench.js";
+export { checkpointSchedule, streamOrdering, type BenchProgress, type Protocol } from "./eval/bench.js";
 export type { ResultsFile } from "./eval/report/json.js";
 export type { BenchReport, BenchMethod, BenchCheckpoint, MetricStat } from "./eval/report/benchReport.js";
 
@@ -98,7 +98,7 @@ export type { TargetTokenizer } from "./edit/request.js";
 export type { HparamsRule } from "./edit/hparams.js";
 export type { NoiseKey, NoiseLevel, NoiseRoute, NoiseSummary, NoiseVariant } from "./eval/noise.js";
 export type { AttributeSnippets, SnippetSample, TfidfModel } from "./eval/metrics/consistency.js";
-export type { MetricInfo, BenchRun } from "./eval/report/benchReport.js";
+export type { MetricInfo, BenchRun, BenchOrderings, SeedSpread } from "./eval/report/benchReport.js";
 export type { Prefix, Aggregate } from "./eval/metrics/aggregate.js";
 export type { EnsureOptions } from "./eval/datasets/download.js";
 export type { CounterfactEvalOptions, GenerationTestOptions } from "./eval/metrics/counterfact.js";

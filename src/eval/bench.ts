@@ -11,6 +11,11 @@
  * with low-rank factors), DeltaEdit's cumulative projection trigger rate, and general capability
  * (held-out perplexity, accuracy on facts never edited) when those inputs are given.
  * Output: per-case records (reference-compatible fields), results.json, report.html.
+ *
+ * `runBenchOrderings` repeats the whole bench on N orderings of the same records (`--seeds N`):
+ * ordering k in `<out>/seed-<k>/` (a complete one-ordering bench, resumable on its own), then
+ * `<out>/results.json` and `report.html` with means and 95 % confidence intervals across orderings
+ * (report/acrossSeeds.ts).
  */
 import { editedBlocks, singleEdit } from "./singleEdit.js";
 import fs from "node:fs";
@@ -20,6 +25,8 @@ import type { MethodName } from "../edit/methods/method.js";
 import type { SecondMomentFactory } from "../edit/session/session.js";
 import { EditSession, type BatchRecord } from "../edit/session/session.js";
 import { writeJsonAtomic } from "../edit/session/store.js";
+import { aggregateOrderings } from "./report/acrossSeeds.js";
+import { readResultsJson } from "./report/json.js";
 import { LanguageModel } from "../model/model.js";
 import type { EvalRecord } from "./datasets/record.js";
 import { evaluateCounterfactCase, neighborhoodReference, type CounterfactCaseResult, type NeighborhoodMode, type NeighborhoodReference } from "./metrics/counterfact.js";
@@ -48,6 +55,10 @@ export interface BenchOptions {
   /** Explicit checkpoint counts (default per protocol). */
   checkpoints?: number[];
   outDir: string;
+  /** Where files that do not depend on the order live (the neighborhood reference tokens); default `outDir`. */
+  sharedDir?: string;
+  /** Text for the report's `dataset.selection` (default "first N records in file order"). */
+  selection?: string;
   seed: number;
   neighborhoodMode: NeighborhoodMode;
   preset?: string;
@@ -59,12 +70,40 @@ export interface BenchOptions {
   heldOutText?: string[];
   controlFacts?: Fact[];
   codeVersion: string;
-  /** Extra scores of a method's model at a checkpoint (e.g. the GLUE-style tasks), reported as metrics (mean, std 0). */
-  checkpointMetrics?: (model: LanguageModel, edits: number, method: MethodName) => Record<string, number>;
+  /** Extra scores of a method's model at a checkpoint (e.g. the GLUE-style tasks), reported as metrics (mean, std 0); `outDir` is this bench's. */
+  checkpointMetrics?: (model: LanguageModel, edits: number, method: MethodName, outDir: string) => Record<string, number>;
   /** Lines for the report's notes. */
   notes?: string[];
   log: (msg: string) => void;
-  onProgress?: (p: { method: string; done: number; total: number; phase: "edit" | "eval"; detail: string }) => void;
+  onProgress?: (p: BenchProgress) => void;
+}
+
+/** A progress event: a method's edits or scoring; in a multi-ordering bench also which ordering (`seed` of `seeds`). */
+export interface BenchProgress {
+  method: string;
+  done: number;
+  total: number;
+  phase: "edit" | "eval";
+  detail: string;
+  /** Multi-ordering benches: the ordering k (0-based) this event belongs to. */
+  seed?: number;
+  /** Multi-ordering benches: the number of orderings N. */
+  seeds?: number;
+}
+
+/** How ordering k of a multi-ordering bench is drawn (recorded in the report). */
+export const ORDERING_SHUFFLE = "ordering 0 = file order; ordering k > 0 = Fisher–Yates shuffle of the selected records with Rng(k)";
+
+/**
+ * Ordering k of a stream of n records as positions into the selection: k = 0 is the file order
+ * (0, 1, …, n − 1), k > 0 a Fisher–Yates shuffle drawn from `new Rng(k)`. The same k gives the same
+ * permutation on every machine; it does not depend on the bench's session `seed`.
+ */
+export function streamOrdering(n: number, k: number): number[] {
+  if (!Number.isInteger(n) || n < 0) throw new DeltaEditError("E_ARG", `streamOrdering: n must be a non-negative integer, got ${n}`);
+  if (!Number.isInteger(k) || k < 0) throw new DeltaEditError("E_ARG", `streamOrdering: ordering must be a non-negative integer, got ${k}`);
+  const order = Array.from({ length: n }, (_, i) => i);
+  return k === 0 ? order : new Rng(k).shuffle(order);
 }
 
 /** DeltaEdit's schedule: 200, every multiple of 500, and the end. */
@@ -98,7 +137,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   // neighborhood reference tokens from the UNEDITED model (deltaedit modes, MCF only)
   let neighborhoodTrue: NeighborhoodReference | undefined;
   if (kind !== "zsre" && o.neighborhoodMode !== "standard") {
-    const file = path.join(o.outDir, "neighborhood_true.json");
+    const file = path.join(o.sharedDir ?? o.outDir, "neighborhood_true.json");
     if (fs.existsSync(file)) neighborhoodTrue = JSON.parse(fs.readFileSync(file, "utf8")) as NeighborhoodReference;
     else {
       o.log("bench: computing neighborhood reference tokens with the unedited model");
@@ -193,7 +232,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     codeVersion: o.codeVersion,
     created: new Date().toISOString(),
     model: modelInfo,
-    dataset: { name: o.datasetName, records: records.length, selection: `first ${records.length} records in file order` },
+    dataset: { name: o.datasetName, records: records.length, selection: o.selection ?? `first ${records.length} records in file order` },
     protocol: { name: o.protocol, batchSize: o.batchSize, totalEdits: o.edits, checkpoints: schedule, description: protocolDescription(o.protocol, o.checkpoints !== undefined) },
     modes: { ...(o.generation ? { fluency: "top-k 5, 100 tokens, one seeded generator per case", consistency: o.generation.tfidf ? "TF-IDF (reference vocabulary and idf)" : "off (no TF-IDF files)" } : {}), neighborhood: kind === "zsre" ? "ground truth (ZsRE)" : o.neighborhoodMode, success: "larger = p(new) > p(true); top = argmax", noise: "final, solver keys, request level, last edited layer" },
     seeds: { session: o.seed, ...(o.generation ? { generation: o.generation.seed } : {}) },
@@ -203,6 +242,83 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   writeResultsJson(path.join(o.outDir, "results.json"), report);
   writeHtmlReport(path.join(o.outDir, "report.html"), report);
   return report;
+}
+
+/**
+ * The bench on `orderings` orderings of the same selected records (`streamOrdering`): ordering k runs
+ * every method in `<outDir>/seed-<k>/` exactly as `runBench` does for one ordering (sessions,
+ * bench-state.json, case records, its own results.json and report.html; `ordering.json` lists its
+ * case ids), then `<outDir>/results.json` and `report.html` aggregate them (means, 95 % CIs,
+ * per-ordering values). A rerun resumes: an ordering whose results.json covers every method and
+ * checkpoint is read back, not rerun; an unfinished one resumes like `runBench`. `orderings` = 1 is
+ * `runBench` itself (the one-ordering layout, no `seed-0/`).
+ */
+export async function runBenchOrderings(o: BenchOptions, orderings: number): Promise<BenchReport> {
+  if (!Number.isInteger(orderings) || orderings < 1) throw new DeltaEditError("E_ARG", `bench: seeds (orderings of the edit stream) must be a positive integer, got ${orderings}`);
+  if (orderings === 1) return runBench(o);
+  if (o.protocol === "single") throw new DeltaEditError("E_ARG", "bench: protocol single edits each record alone into the unedited model, so the order of the stream changes nothing", { hint: "use --seeds 1 with --protocol single" });
+  if (o.records.length < o.edits) throw new DeltaEditError("E_ARG", `bench: the dataset has ${o.records.length} usable records, fewer than --edits ${o.edits}`);
+  const selected = o.records.slice(0, o.edits);
+  const schedule = checkpointSchedule(o.protocol, o.edits, o.checkpoints);
+  fs.mkdirSync(o.outDir, { recursive: true });
+  const dirs: string[] = [];
+  const reports: BenchReport[] = [];
+  for (let k = 0; k < orderings; k++) {
+    const dirName = `seed-${k}`;
+    const dir = path.join(o.outDir, dirName);
+    dirs.push(dirName);
+    const records = streamOrdering(selected.length, k).map((i) => selected[i]!);
+    checkOrderingFile(path.join(dir, "ordering.json"), k, records);
+    const done = finishedOrdering(path.join(dir, "results.json"), o, schedule);
+    if (done) {
+      o.log(`bench: ordering ${k} of ${orderings} finished in an earlier run (${path.join(dir, "results.json")})`);
+      for (const name of o.methods) o.onProgress?.({ method: name, done: o.edits, total: o.edits, phase: "eval", detail: "finished earlier", seed: k, seeds: orderings });
+      reports.push(done);
+      continue;
+    }
+    reports.push(
+      await runBench({
+        ...o,
+        records,
+        outDir: dir,
+        sharedDir: o.sharedDir ?? o.outDir,
+        selection: `first ${selected.length} records in file order, ordering ${k} (${k === 0 ? "file order" : `shuffled with Rng(${k})`})`,
+        log: (m) => o.log(`[ordering ${k}] ${m}`),
+        onProgress: (p) => o.onProgress?.({ ...p, seed: k, seeds: orderings }),
+      }),
+    );
+  }
+  const report = aggregateOrderings(reports, { dirs, shuffle: ORDERING_SHUFFLE, selection: `first ${selected.length} records in file order` });
+  writeResultsJson(path.join(o.outDir, "results.json"), report);
+  writeHtmlReport(path.join(o.outDir, "report.html"), report);
+  return report;
+}
+
+/** Write `<seed-k>/ordering.json` (the case ids in stream order), or check that an earlier run's matches. */
+function checkOrderingFile(file: string, k: number, records: readonly EvalRecord[]): void {
+  const caseIds = records.map((r) => r.caseId);
+  if (fs.existsSync(file)) {
+    const prev = JSON.parse(fs.readFileSync(file, "utf8")) as { ordering?: number; caseIds?: unknown[] };
+    const same = prev.ordering === k && Array.isArray(prev.caseIds) && prev.caseIds.length === caseIds.length && prev.caseIds.every((c, i) => c === caseIds[i]);
+    if (!same) throw new DeltaEditError("E_ARG", `bench: ${file} lists other records than ordering ${k} of this run (the dataset or --edits changed since it was written)`, { hint: `use a new --out directory, or remove ${path.dirname(file)}`, context: { file } });
+    return;
+  }
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  writeJsonAtomic(file, { format: "deltaedit-ordering", version: 1, ordering: k, shuffle: ORDERING_SHUFFLE, caseIds });
+}
+
+/** An ordering's results.json when it covers every method at every checkpoint of this run (methods in run order), else null. */
+function finishedOrdering(file: string, o: BenchOptions, schedule: readonly number[]): BenchReport | null {
+  if (!fs.existsSync(file)) return null;
+  const r = readResultsJson(file);
+  if (r.protocol.name !== o.protocol || r.protocol.totalEdits !== o.edits || r.protocol.batchSize !== o.batchSize) return null;
+  const methods: BenchMethod[] = [];
+  for (const name of o.methods) {
+    const m = r.methods.find((x) => x.name === name);
+    if (!m || !schedule.every((e) => m.checkpoints.some((c) => c.edits === e))) return null;
+    methods.push(m);
+  }
+  return { ...r, methods };
 }
 
 function protocolDescription(p: Protocol, explicit: boolean): string {
@@ -243,7 +359,7 @@ function checkpointOf(s: EditSession, results: readonly CaseResult[], edits: num
   }
   if (o.heldOutText && o.heldOutText.length > 0) metrics["general_perplexity"] = { mean: perplexity(s.model, o.heldOutText).perplexity, std: 0 };
   if (o.controlFacts && o.controlFacts.length > 0) metrics["general_fact_accuracy"] = { mean: 100 * factAccuracy(s.model, o.controlFacts).accuracy, std: 0 };
-  if (o.checkpointMetrics) for (const [k, v] of Object.entries(o.checkpointMetrics(s.model, edits, s.manifest.method))) metrics[k] = { mean: v, std: 0 };
+  if (o.checkpointMetrics) for (const [k, v] of Object.entries(o.checkpointMetrics(s.model, edits, s.manifest.method, o.outDir))) metrics[k] = { mean: v, std: 0 };
   const cp: BenchCheckpoint = { edits, metrics, seconds };
   const layers = editedLayers(s);
   const hasFactors = s.journal.some((r) => r.kind === "batch" && r.updates.some((u) => u.tensors.includes("influence")));

@@ -3,8 +3,9 @@
  * any supported format, read from its fields; or mcf / counterfact / zsre, downloaded into the cache),
  * drop records whose prompts do not fit the model, prepare the optional general-capability and
  * fluency inputs, read EasyEdit hparams files per method, find or compute statistics as the CLI does,
- * run every method over the same stream (bench.ts: `runBench`), and return the results as written to
- * `<out>/results.json`. The CLI's `bench` and `demo` are this plus a progress line and a table.
+ * run every method over the same stream (bench.ts: `runBench`; with `seeds` > 1 over that many
+ * orderings of it, `runBenchOrderings`), and return the results as written to `<out>/results.json`.
+ * The CLI's `bench` and `demo` are this plus a progress line and a table.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -18,7 +19,7 @@ import { loadTokenizer } from "../model/tokenizer.js";
 import { packageVersion } from "../util/version.js";
 import { writeJsonAtomic } from "../edit/session/store.js";
 import { LanguageModel } from "../model/model.js";
-import { runBench, type Protocol } from "./bench.js";
+import { runBenchOrderings, type BenchProgress, type Protocol } from "./bench.js";
 import { glueMetrics, readGlueData, runGlue, type GlueResult } from "./glue/runGlue.js";
 import { RECORD_FORMAT_NAMES } from "../edit/recordFormats.js";
 import { loadDatasetFile } from "./datasets/detect.js";
@@ -56,6 +57,13 @@ export interface BenchmarkOptions {
   out: string;
   /** Seed of every session and of the fluency generations (default 0). */
   seed?: number;
+  /**
+   * Number of orderings of the edit stream (default 1: the file order, today's output layout). N > 1:
+   * every method runs on N orderings of the same selected records (ordering 0 = file order, ordering
+   * k > 0 a seeded shuffle, `streamOrdering`), each in `<out>/seed-<k>/`; results.json then holds the
+   * means over orderings, per-ordering values and 95 % confidence intervals. Not with protocol "single".
+   */
+  seeds?: number;
   /** CounterFact neighborhood reference (default "standard"; ZsRE always uses its ground truth). */
   neighborhood?: NeighborhoodMode;
   /** Preset name or preset JSON file (default: matched to the model). */
@@ -82,8 +90,8 @@ export interface BenchmarkOptions {
   glue?: { data: string; at?: readonly number[]; tasks?: readonly string[]; items?: number };
   /** Progress and notes, e.g. rejected records (default: discarded). */
   log?: (msg: string) => void;
-  /** Called as each method edits and is scored. */
-  onProgress?: (p: { method: string; done: number; total: number; phase: "edit" | "eval"; detail: string }) => void;
+  /** Called as each method edits and is scored (with the ordering `seed` of `seeds` when there are several). */
+  onProgress?: (p: BenchProgress) => void;
 }
 
 const KNOWN_DATASETS: Readonly<Record<string, DatasetKind>> = Object.freeze({ mcf: "mcf", multi_counterfact: "mcf", cf: "cf", counterfact: "cf", zsre: "zsre" });
@@ -92,6 +100,9 @@ const KNOWN_DATASETS: Readonly<Record<string, DatasetKind>> = Object.freeze({ mc
 export async function benchmark(o: BenchmarkOptions): Promise<ResultsFile> {
   const log = o.log ?? (() => {});
   if (!Number.isInteger(o.edits) || o.edits < 1) throw new DeltaEditError("E_ARG", `bench: edits must be a positive integer, got ${o.edits}`);
+  const seeds = o.seeds ?? 1;
+  if (!Number.isInteger(seeds) || seeds < 1) throw new DeltaEditError("E_ARG", `bench: seeds (orderings of the edit stream) must be a positive integer, got ${o.seeds}`);
+  if (seeds > 1 && o.protocol === "single") throw new DeltaEditError("E_ARG", "bench: protocol single edits each record alone into the unedited model, so the order of the stream changes nothing", { hint: "use seeds 1 with protocol single" });
   const modelDir = await resolveModelDir(o.model, { log });
   const tok = loadTokenizer(modelDir);
   let records: readonly EvalRecord[];
@@ -128,7 +139,7 @@ export async function benchmark(o: BenchmarkOptions): Promise<ResultsFile> {
   const seed = o.seed ?? 0;
   const kind = records[0]?.kind;
   const glue = o.glue ? await prepareGlue(o.glue, o.model, o.out, o.protocol ?? "checkpoints", log) : null;
-  await runBench({
+  await runBenchOrderings({
     modelSource: o.model,
     records,
     datasetName,
@@ -150,7 +161,7 @@ export async function benchmark(o: BenchmarkOptions): Promise<ResultsFile> {
     ...(glue ? { checkpointMetrics: glue.atCheckpoint, notes: glue.notes } : {}),
     log,
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
-  });
+  }, seeds);
   return readResultsJson(path.join(o.out, "results.json"));
 }
 
@@ -181,10 +192,10 @@ function generationInputs(seed: number, tfidfDir: string | undefined, log: (m: s
 
 /**
  * GLUE-style tasks along the stream: the unedited model's scores (`<out>/glue/base_glue.json`, reused by a
- * rerun) and a checkpoint hook that scores a method's model and writes `<out>/glue/<method>_<edits>_glue.json`
- * with the per-item generations.
+ * rerun) and a checkpoint hook that scores a method's model and writes `<bench>/glue/<method>_<edits>_glue.json`
+ * with the per-item generations (`<bench>` = `<out>`, or `<out>/seed-<k>` for ordering k of several).
  */
-async function prepareGlue(g: NonNullable<BenchmarkOptions["glue"]>, model: string, out: string, protocol: Protocol, log: (m: string) => void): Promise<{ atCheckpoint: (m: LanguageModel, edits: number, method: MethodName) => Record<string, number>; notes: string[] }> {
+async function prepareGlue(g: NonNullable<BenchmarkOptions["glue"]>, model: string, out: string, protocol: Protocol, log: (m: string) => void): Promise<{ atCheckpoint: (m: LanguageModel, edits: number, method: MethodName, benchDir: string) => Record<string, number>; notes: string[] }> {
   if (protocol === "single") throw new DeltaEditError("E_ARG", "bench: the GLUE-style tasks measure a model along a stream; protocol single restores the unedited weights after every record", { hint: "use protocol checkpoints, end or immediate" });
   const data = readGlueData(g.data, { ...(g.tasks ? { tasks: g.tasks } : {}), ...(g.items !== undefined ? { items: g.items } : {}) });
   const dir = path.join(out, "glue");
@@ -199,10 +210,12 @@ async function prepareGlue(g: NonNullable<BenchmarkOptions["glue"]>, model: stri
     writeJsonAtomic(baseFile, { edit_num: -1, results: r.results, items: r.items });
   }
   const notes = [`GLUE-style tasks, unedited model (F1 ×100): ${Object.entries(base).map(([t, x]) => `${t} ${(100 * x.f1).toFixed(1)}`).join(", ")}; files in glue/`];
-  const atCheckpoint = (m: LanguageModel, edits: number, method: MethodName): Record<string, number> => {
+  const atCheckpoint = (m: LanguageModel, edits: number, method: MethodName, benchDir: string): Record<string, number> => {
     if (g.at && !g.at.includes(edits)) return {};
     const r = runGlue(m, data, { log });
-    writeJsonAtomic(path.join(dir, `${method}_${edits}_glue.json`), { edit_num: edits, results: r.results, items: r.items });
+    const runDir = path.join(benchDir, "glue");
+    fs.mkdirSync(runDir, { recursive: true });
+    writeJsonAtomic(path.join(runDir, `${method}_${edits}_glue.json`), { edit_num: edits, results: r.results, items: r.items });
     return Object.fromEntries(Object.entries(glueMetrics(r.results)).filter(([k]) => /_f1$/.test(k)));
   };
   return { atCheckpoint, notes };

@@ -1,6 +1,7 @@
 /**
  * Reports: terminal table, results.json (atomic, schema-checked), inline SVG charts, and the
- * self-contained HTML report rendered by headless Chromium (DOM dump + screenshot).
+ * self-contained HTML report rendered by headless Chromium (DOM dump + screenshot), and the same for a
+ * multi-ordering bench (`--seeds N`: CI bands around every line, non-significant cells marked).
  * Without Chromium the browser test fails when CI is set and is skipped otherwise.
  */
 import assert from "node:assert/strict";
@@ -15,6 +16,7 @@ import { renderHtmlReport, reportCharts, writeHtmlReport } from "../../src/eval/
 import { readResultsJson, resultsJson, writeResultsJson } from "../../src/eval/report/json.js";
 import { escapeXml, lineChart, niceTicks } from "../../src/eval/report/svg.js";
 import { formatMeanStd, renderSummaryTable, summaryTable } from "../../src/eval/report/table.js";
+import { aggregateOrderings } from "../../src/eval/report/acrossSeeds.js";
 
 const CHECKPOINTS = [200, 500, 1000, 1500, 2000, 2500, 3000];
 const METRICS = ["post_rewrite_success", "post_paraphrase_success", "post_neighborhood_success", "post_ngram_entropy", "post_reference_score"];
@@ -63,6 +65,24 @@ function syntheticReport(): BenchReport {
     runs: [{ method: "deltaedit", seed: 1, status: "done", seconds: 5400 }],
     notes: ["synthetic numbers for the report test"],
   };
+}
+
+/** The synthetic report run on 3 orderings: each ordering's numbers shifted by its own offsets (a multi-ordering bench). */
+function syntheticOrderings(): BenchReport {
+  const shift = [[-1.5, 0.4, 1.3], [0.8, -0.2, -0.9], [0.3, -1.1, 0.6], [-0.6, 1.2, -0.4]]; // (method, ordering)
+  const runs = [0, 1, 2].map((k) => {
+    const r = syntheticReport();
+    r.methods.forEach((m, mi) => {
+      for (const c of m.checkpoints) {
+        const d = shift[mi]![k]! * (1 + c.edits / 1000);
+        for (const s of Object.values(c.metrics)) s.mean += d;
+        for (const n of c.noise ?? []) n.noiseE *= 1 + 0.05 * shift[mi]![k]!;
+        if (c.triggerRate !== undefined) c.triggerRate = Math.max(0, c.triggerRate + 0.01 * shift[mi]![k]!);
+      }
+    });
+    return r;
+  });
+  return aggregateOrderings(runs, { dirs: ["seed-0", "seed-1", "seed-2"], shuffle: "ordering 0 = file order; ordering k > 0 = Fisher–Yates shuffle with Rng(k)", selection: "first 3000 records in file order" });
 }
 
 function tmpDir(): string {
@@ -166,6 +186,34 @@ test("HTML report is self-contained and has the expected plots (string level)", 
   assert.equal(html.match(/<svg class="plot"/g)?.length, 10);
 });
 
+test("multi-ordering report: mean ± CI cells, not-significant cells marked, a CI band around every line (string level)", () => {
+  const r = syntheticOrderings();
+  const text = renderSummaryTable(r);
+  assert.match(text, /cells: mean over 3 orderings of the edit stream ± half-width of its 95 % confidence interval \(Student t, 2 df/);
+  const t = summaryTable(r);
+  const eff = r.methods[0]!.checkpoints[6]!.metrics["post_rewrite_success"]!;
+  assert.equal(t.rows[0]!.cells[0]!.text, formatMeanStd(eff.mean, eff.ci95), "cell = mean ± CI half-width");
+  // DeltaEdit vs AlphaEdit: a 0.5 offset with ordering noise of ±2: not significant; FT (decay 0.25) is far below
+  const effCol = t.columnKeys.indexOf("post_rewrite_success") - 1;
+  assert.equal(t.rows[0]!.cells[effCol]!.best, true);
+  assert.equal(t.rows[1]!.cells[effCol]!.notSignificant, true, "AlphaEdit ~ DeltaEdit");
+  assert.notEqual(t.rows[3]!.cells[effCol]!.notSignificant, true, "FT differs significantly");
+  assert.ok(text.split("\n").find((l) => l.startsWith("AlphaEdit"))!.includes("~"));
+  const html = renderHtmlReport(r);
+  const charts = reportCharts(r);
+  for (const c of charts) {
+    const svg = lineChart(c.spec);
+    const bands = [...svg.matchAll(/<path class="band" data-series="([^"]+)"/g)].map((m) => m[1]);
+    assert.deepEqual(bands, c.spec.series.map((x) => x.id), `${c.spec.id}: one band per line`);
+  }
+  assert.ok(html.includes("shaded bands: its 95 % confidence interval"));
+  assert.ok(html.includes('<td class="ns">'), "non-significant cells marked in the HTML table");
+  assert.ok(html.includes("<th>Ordering</th>"), "runs table per ordering");
+  // one ordering: no bands, no marks (today's report)
+  const one = renderHtmlReport(syntheticReport());
+  assert.ok(!one.includes('class="band"') && !one.includes('class="ns"'));
+});
+
 /** The Chromium binary: $CHROMIUM when set (the only candidate), else Debian's /usr/bin/chromium. */
 function findChromium(): { path: string | null; tried: string[] } {
   const override = process.env["CHROMIUM"];
@@ -233,6 +281,49 @@ test("HTML report renders in headless Chromium: plots, lines and markers per met
       fs.mkdirSync(keep, { recursive: true });
       fs.copyFileSync(file, path.join(keep, "report.html"));
       fs.copyFileSync(shot, path.join(keep, "shot.png"));
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("multi-ordering HTML report renders in headless Chromium: a CI band around every method's line, screenshot", (t) => {
+  const { path: chromium, tried } = findChromium();
+  if (chromium === null) {
+    const msg = `Chromium not found (tried ${tried.join(", ")}): install Debian's package with \`apt-get install -y chromium\` (or set CHROMIUM=/path/to/chromium)`;
+    if (process.env["CI"] !== undefined && process.env["CI"] !== "") assert.fail(`${msg}; the HTML report cannot be checked in CI without it`);
+    t.skip(msg);
+    return;
+  }
+  const dir = tmpDir();
+  try {
+    const r = syntheticOrderings();
+    const file = path.join(dir, "report.html");
+    writeHtmlReport(file, r);
+    const url = `file://${file}`;
+    const dump = spawnSync(chromium, [...chromiumArgs(path.join(dir, "profile1")), "--dump-dom", url], { encoding: "utf8", timeout: 60_000, maxBuffer: 64 << 20 });
+    assert.equal(dump.status, 0, `chromium --dump-dom failed (status ${dump.status}, signal ${dump.signal}): ${dump.stderr.slice(-2000)}`);
+    const plots = dump.stdout.split(/<svg class="plot"/).slice(1);
+    assert.equal(plots.length, 10, "10 SVG plots in the rendered DOM");
+    for (const chunk of plots) {
+      const id = /data-plot="([^"]+)"/.exec(chunk)?.[1] ?? "?";
+      const lines = new Set([...chunk.matchAll(/<polyline class="series" data-series="([^"]+)"/g)].map((m) => m[1]!));
+      const bands = [...chunk.matchAll(/<path class="band" data-series="([^"]+)"[^>]* d="([^"]+)"/g)];
+      assert.deepEqual(new Set(bands.map((b) => b[1]!)), lines, `plot ${id}: a band for every line`);
+      for (const b of bands) assert.ok(!b[2]!.includes("NaN"), `plot ${id}: band of ${b[1]} has finite coordinates`);
+    }
+    assert.ok((dump.stdout.match(/<td class="ns">/g) ?? []).length > 0, "non-significant cells marked");
+    const shot = path.join(dir, "shot.png");
+    const ss = spawnSync(chromium, [...chromiumArgs(path.join(dir, "profile2")), `--screenshot=${shot}`, "--window-size=1200,2000", "--hide-scrollbars", url], { encoding: "utf8", timeout: 60_000 });
+    assert.equal(ss.status, 0, `chromium --screenshot failed (status ${ss.status}): ${ss.stderr.slice(-2000)}`);
+    const png = fs.readFileSync(shot);
+    assert.equal(png.readUInt32BE(16), 1200, "screenshot width");
+    assert.ok(png.length > 50_000, `screenshot is only ${png.length} bytes: the page looks empty`);
+    const keep = process.env["DELTAEDIT_REPORT_KEEP"];
+    if (keep !== undefined && keep !== "") {
+      fs.mkdirSync(keep, { recursive: true });
+      fs.copyFileSync(file, path.join(keep, "report-orderings.html"));
+      fs.copyFileSync(shot, path.join(keep, "shot-orderings.png"));
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

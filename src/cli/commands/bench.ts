@@ -23,6 +23,8 @@ export interface BenchInvocation {
   checkpoints?: number[];
   out: string;
   seed: number;
+  /** Orderings of the edit stream (default 1). */
+  seeds?: number;
   neighborhood: NeighborhoodMode;
   preset?: string;
   sets: Partial<Record<MethodName, Record<string, unknown>>>;
@@ -55,6 +57,7 @@ export async function invokeBench(inv: BenchInvocation, io: CliIO): Promise<numb
     ...(inv.checkpoints ? { checkpoints: inv.checkpoints } : {}),
     out: inv.out,
     seed: inv.seed,
+    ...(inv.seeds !== undefined && inv.seeds !== 1 ? { seeds: inv.seeds } : {}),
     neighborhood: inv.neighborhood,
     ...(inv.preset ? { preset: inv.preset } : {}),
     ...(inv.hparams ? { hparams: inv.hparams } : {}),
@@ -72,8 +75,11 @@ export async function invokeBench(inv: BenchInvocation, io: CliIO): Promise<numb
     onProgress: (p) => {
       const el = (performance.now() - t0) / 1000;
       const k = inv.methods.indexOf(p.method as MethodName);
-      const frac = (k + p.done / p.total) / inv.methods.length;
-      progress.update(Math.round(frac * 1000), 1000, `${p.method} ${p.phase === "edit" ? `edit ${p.done}/${p.total}` : p.detail} · elapsed ${formatDuration(el)} · ETA ${formatDuration(frac > 0 ? (el * (1 - frac)) / frac : NaN)}`);
+      // one unit per (ordering, method): the ETA covers every ordering still to run
+      const seeds = p.seeds ?? 1;
+      const frac = ((p.seed ?? 0) * inv.methods.length + k + p.done / p.total) / (inv.methods.length * seeds);
+      const ordering = seeds > 1 ? `ordering ${(p.seed ?? 0) + 1}/${seeds} · ` : "";
+      progress.update(Math.round(frac * 1000), 1000, `${ordering}${p.method} ${p.phase === "edit" ? `edit ${p.done}/${p.total}` : p.detail} · elapsed ${formatDuration(el)} · ETA ${formatDuration(frac > 0 ? (el * (1 - frac)) / frac : NaN)}`);
     },
   });
   progress.done();
@@ -122,7 +128,7 @@ function parseMethodSets(a: ParsedArgs): Partial<Record<MethodName, Record<strin
 export const command: CommandSpec = {
   name: "bench",
   summary: "run editing methods on the same edit stream and score them (tables, results.json, HTML report)",
-  usage: "deltaedit bench --model DIR --dataset FILE --methods memit,alphaedit,deltaedit --edits N [--batch B] [--protocol checkpoints|end|immediate|single] [--out DIR]",
+  usage: "deltaedit bench --model DIR --dataset FILE --methods memit,alphaedit,deltaedit --edits N [--batch B] [--protocol checkpoints|end|immediate|single] [--seeds N] [--out DIR]",
   options: {
     model: { type: "string", description: "model directory or Hub repo id", required: true, valueName: "DIR|REPO" },
     dataset: { type: "string", description: "CounterFact / MultiCounterFact / ZsRE file (official formats), EasyEdit / KnowEdit JSON, or JSONL (format read from the fields); or mcf|counterfact|zsre to download", required: true, valueName: "FILE" },
@@ -141,6 +147,7 @@ export const command: CommandSpec = {
     heldout: { type: "string", description: "held-out text (one document per line) for the perplexity check", valueName: "FILE" },
     "control-facts": { type: "string", description: "JSONL {prompt, subject, target} facts never edited (accuracy check)", valueName: "FILE" },
     seed: { type: "number", description: "seed of every session (and of the fluency generations)", default: 0, valueName: "S" },
+    seeds: { type: "number", description: "orderings of the edit stream: N > 1 runs every method on N seeded shuffles of the same records (ordering 0 = file order; each in DIR/seed-<k>/) and reports mean ± 95 % CI across them, marking differences that are not significant", default: 1, valueName: "N" },
     fluency: { type: "boolean", description: "also score fluency (n-gram entropy of 10 seeded generations per case; slow)" },
     "tfidf-dir": { type: "string", description: "with --fluency: directory with tfidf_vocab.json, idf.npy, attribute_snippets.json for the consistency score", valueName: "DIR" },
     glue: { type: "string", description: "general-ability task directory (docs/glue.md): scored on the unedited model and at the checkpoints; results in glue/ and as glue_<task>_f1", valueName: "DIR" },
@@ -157,6 +164,9 @@ export const command: CommandSpec = {
     if (!["standard", "deltaedit", "deltaedit-clean"].includes(nb)) throw new DeltaEditError("E_USAGE", `bench: --neighborhood must be standard or deltaedit, got "${nb}"`);
     const edits = num(args, "edits")!;
     if (!Number.isInteger(edits) || edits < 1) throw new DeltaEditError("E_USAGE", `bench: --edits must be a positive integer`);
+    const seeds = num(args, "seeds")!;
+    if (!Number.isInteger(seeds) || seeds < 1) throw new DeltaEditError("E_USAGE", `bench: --seeds must be a positive integer, got ${seeds}`);
+    if (seeds > 1 && protocol === "single") throw new DeltaEditError("E_USAGE", "bench: --seeds N > 1 shuffles the stream, and --protocol single edits each record alone into the unedited model: the order changes nothing", { hint: "drop --seeds for --protocol single" });
     const threads = num(args, "threads");
     if (threads !== undefined) ops.setThreads(threads);
     const inv: BenchInvocation = {
@@ -168,6 +178,7 @@ export const command: CommandSpec = {
       protocol: protocol as Protocol,
       out: str(args, "out")!,
       seed: num(args, "seed")!,
+      seeds,
       neighborhood: nb as NeighborhoodMode,
       sets: parseMethodSets(args),
       json: bool(args, "json"),

@@ -15,18 +15,42 @@
  *     seeds: { templates: 1, fluency: 2 },
  *     methods: [{ name: "deltaedit", label: "DeltaEdit", checkpoints: [
  *       { edits: 200, metrics: { post_rewrite_success: { mean: 99.5, std: 7.05 } }, noise: [ … ], triggerRate: 0.04 } ] }] }
+ *
+ * A multi-ordering bench (`--seeds N`, N > 1; eval/report/acrossSeeds.ts) has the same shape with
+ * every number averaged over the N orderings, plus `orderings`, each metric's `perSeed` values and
+ * `ci95` half-width, and each checkpoint's `spread` of the non-metric numbers (noise_E, trigger rate …).
  */
 import { DeltaEditError } from "../../errors.js";
 import { methodVariant } from "../../edit/methods/method.js";
 import type { NoiseSummary } from "../noise.js";
 
-/** Run-level aggregate of one metric: mean and population std over the cases scored (§3.4). */
+/**
+ * Run-level aggregate of one metric: mean and population std over the cases scored (§3.4). In a
+ * multi-ordering bench: `mean` is the mean over orderings of each ordering's run-level mean, `std`
+ * the root mean square of the orderings' stds, and `perSeed` / `ci95` are present.
+ */
 export interface MetricStat {
   mean: number;
   std: number;
-  /** Number of cases aggregated (optional). */
+  /** Number of cases aggregated (optional; in a multi-ordering bench only when every ordering scored the same number). */
   count?: number;
+  /** Multi-ordering benches: half-width of the 95 % confidence interval of `mean` across orderings (Student t, N − 1 df); null when fewer than 2 orderings have a value. */
+  ci95?: number | null;
+  /** Multi-ordering benches: each ordering's run-level mean, ordering 0 first (null where that ordering has none). */
+  perSeed?: (number | null)[];
 }
+
+/** A number of a checkpoint across the orderings of a multi-ordering bench: mean, 95 % CI half-width, per-ordering values. */
+export interface SeedSpread {
+  mean: number;
+  /** Half-width of the 95 % confidence interval (Student t, N − 1 df); null when fewer than 2 orderings have a value. */
+  ci95: number | null;
+  /** One value per ordering, ordering 0 first (null where that ordering has none). */
+  perSeed: (number | null)[];
+}
+
+/** Keys of `BenchCheckpoint.spread`: the headline noise summary's numbers, DeltaEdit's trigger rate, editing seconds. */
+export const SPREAD_KEYS = ["noiseE", "noiseMeanSquared", "noiseActivationEnergy", "noiseInterference", "triggerRate", "seconds"] as const;
 
 /** Display information of a metric key; unknown keys get their key as label. */
 export interface MetricInfo {
@@ -48,6 +72,11 @@ export interface BenchCheckpoint {
   deviation?: { mean: number; median: number; meanRelative: number };
   /** Wall-clock seconds of editing so far. */
   seconds?: number;
+  /**
+   * Multi-ordering benches: the non-metric numbers across orderings, keyed by `SPREAD_KEYS`
+   * (`noiseE` … of `noise[0]`, `triggerRate` as a fraction, `seconds`); the fields above hold their means.
+   */
+  spread?: Record<string, SeedSpread>;
 }
 
 /** One method of a bench run and its checkpoints. */
@@ -62,6 +91,7 @@ export interface BenchMethod {
 /** One editing run (a method with a seed) behind the aggregates. */
 export interface BenchRun {
   method: string;
+  /** The seed that distinguishes this run; in a multi-ordering bench, the ordering k (0 = file order). */
   seed: number;
   sessionDir?: string;
   seconds?: number;
@@ -84,7 +114,24 @@ export interface BenchReport {
   metrics?: MetricInfo[];
   methods: BenchMethod[];
   runs?: BenchRun[];
+  /**
+   * Multi-ordering benches (`--seeds N`, N > 1): N orderings of the same records, every method run
+   * on each; the numbers above are means over orderings with 95 % confidence intervals.
+   */
+  orderings?: BenchOrderings;
   notes?: string[];
+}
+
+/** How the orderings of a multi-ordering bench were made and where each one's own output lies. */
+export interface BenchOrderings {
+  /** N, the number of orderings (≥ 2). */
+  count: number;
+  /** Confidence level of every `ci95` (0.95). */
+  confidence: number;
+  /** How ordering k was drawn, e.g. "ordering 0 = file order; k > 0: Fisher–Yates shuffle with Rng(k)". */
+  shuffle: string;
+  /** Per ordering, its output directory relative to the bench directory ("seed-0", …): sessions, case records, its own results.json. */
+  dirs: string[];
 }
 
 /** The summariser keys of evaluation §3.4 and ZsRE, in the papers' column order. */
@@ -151,6 +198,22 @@ export function validateBenchReport(r: unknown): asserts r is BenchReport {
   if (!Array.isArray(p["checkpoints"])) fail("protocol.checkpoints", "must be an array of edit counts");
   if (!isObj(r["modes"])) fail("modes", "must be an object of strings");
   if (!isObj(r["seeds"])) fail("seeds", "must be an object of numbers");
+  const ord = r["orderings"];
+  let nOrd: number | undefined;
+  if (ord !== undefined) {
+    if (!isObj(ord)) return fail("orderings", "must be { count, confidence, shuffle, dirs }");
+    if (!Number.isInteger(ord["count"]) || (ord["count"] as number) < 2) fail("orderings.count", `must be an integer ≥ 2, got ${String(ord["count"])}`);
+    nOrd = ord["count"] as number;
+    if (typeof ord["confidence"] !== "number" || !(ord["confidence"] > 0 && ord["confidence"] < 1)) fail("orderings.confidence", `must be a level in (0, 1), got ${String(ord["confidence"])}`);
+    if (!Array.isArray(ord["dirs"]) || ord["dirs"].length !== nOrd || !ord["dirs"].every((d) => typeof d === "string")) fail("orderings.dirs", `must be ${nOrd} directory names`);
+  }
+  // perSeed: one value (or null) per ordering; ci95: a non-negative half-width or null
+  const checkSpread = (at: string, s: Record<string, unknown>): void => {
+    const ps = s["perSeed"];
+    if (ps !== undefined && (!Array.isArray(ps) || !ps.every((v) => v === null || typeof v === "number") || (nOrd !== undefined && ps.length !== nOrd))) fail(`${at}.perSeed`, `must be an array of ${nOrd ?? "N"} numbers or nulls (one per ordering)`);
+    const ci = s["ci95"];
+    if (ci !== undefined && ci !== null && (typeof ci !== "number" || ci < 0)) fail(`${at}.ci95`, `must be a non-negative half-width or null, got ${String(ci)}`);
+  };
   const methods = r["methods"];
   if (!Array.isArray(methods)) return fail("methods", "must be an array");
   methods.forEach((m: unknown, i) => {
@@ -169,7 +232,16 @@ export function validateBenchReport(r: unknown): asserts r is BenchReport {
       last = e as number;
       if (!isObj(c["metrics"])) return fail(`${cat}.metrics`, "must be an object of { mean, std }");
       for (const [k, s] of Object.entries(c["metrics"])) {
-        if (!isObj(s) || typeof s["mean"] !== "number" || typeof s["std"] !== "number") fail(`${cat}.metrics.${k}`, "must be { mean: number, std: number }");
+        if (!isObj(s) || typeof s["mean"] !== "number" || typeof s["std"] !== "number") return fail(`${cat}.metrics.${k}`, "must be { mean: number, std: number }");
+        checkSpread(`${cat}.metrics.${k}`, s);
+      }
+      const spread = c["spread"];
+      if (spread !== undefined) {
+        if (!isObj(spread)) return fail(`${cat}.spread`, "must be an object of { mean, ci95, perSeed }");
+        for (const [k, s] of Object.entries(spread)) {
+          if (!isObj(s) || !Array.isArray(s["perSeed"])) return fail(`${cat}.spread.${k}`, "must be { mean, ci95, perSeed: [] }");
+          checkSpread(`${cat}.spread.${k}`, s);
+        }
       }
       const tr = c["triggerRate"];
       if (tr !== undefined && (typeof tr !== "number" || tr < 0 || tr > 1)) fail(`${cat}.triggerRate`, `must be a fraction in [0, 1], got ${String(tr)}`);

@@ -7,7 +7,9 @@
  *   4. superimposed noise: noise_E per method; per method ‖N‖² with its two terms (activation
  *      energy, interference); DeltaEdit's projection trigger rate
  *   5. every checkpoint's table (collapsed), runs and notes
- * A method keeps its color and marker shape in every plot and in the table.
+ * A method keeps its color and marker shape in every plot and in the table. A multi-ordering bench
+ * (`--seeds N`) shades a band of mean ± 95 % CI half-width around every line and marks the table
+ * cells that are not significantly different from the column's best (table.ts).
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -52,6 +54,12 @@ export function reportCharts(report: BenchReport): { section: "metrics" | "noise
   const styles = methodStyles(report);
   const xTicks = tickEdits(report);
   const out: { section: "metrics" | "noise"; spec: LineChartSpec }[] = [];
+  const nOrd = report.orderings?.count ?? 1;
+  // multi-ordering benches: a band mean ± CI half-width, and the CI in the tooltip
+  // a band of a percentage is clipped to [0, 100] (the interval itself, in the tooltip, is not)
+  const band = (y: number, ci: number | null | undefined, percent = false): { lo?: number; hi?: number } =>
+    nOrd > 1 && typeof ci === "number" && Number.isFinite(ci) ? { lo: percent ? Math.max(0, y - ci) : y - ci, hi: percent ? Math.min(100, y + ci) : y + ci } : {};
+  const ciTip = (ci: number | null | undefined, fmt: (v: number) => string): string => (nOrd > 1 && typeof ci === "number" && Number.isFinite(ci) ? ` ± ${fmt(ci)} (95 % CI over ${nOrd} orderings)` : "");
   for (const info of reportMetrics(report)) {
     const series = report.methods
       .filter((m) => m.checkpoints.some((c) => c.metrics[info.key] !== undefined))
@@ -59,7 +67,8 @@ export function reportCharts(report: BenchReport): { section: "metrics" | "noise
         id: m.name, label: methodLabel(m), ...style(styles, m),
         points: m.checkpoints.filter((c) => c.metrics[info.key] !== undefined).map((c) => {
           const s = c.metrics[info.key]!;
-          return { x: c.edits, y: s.mean, tip: `${methodLabel(m)} — ${c.edits} edits: ${info.label} ${s.mean.toFixed(2)} ± ${s.std.toFixed(2)}` };
+          const tip = nOrd > 1 ? `${s.mean.toFixed(2)}${ciTip(s.ci95, (v) => v.toFixed(2))}` : `${s.mean.toFixed(2)} ± ${s.std.toFixed(2)}`;
+          return { x: c.edits, y: s.mean, ...band(s.mean, s.ci95, PERCENT_METRIC.test(info.key)), tip: `${methodLabel(m)} — ${c.edits} edits: ${info.label} ${tip}` };
         }),
       }));
     out.push({ section: "metrics", spec: { id: `metric:${info.key}`, title: `${info.title} (${info.label})`, xLabel: "number of edits", yLabel: `${info.label} (mean over cases)`, series, xTicks } });
@@ -70,7 +79,8 @@ export function reportCharts(report: BenchReport): { section: "metrics" | "noise
       id: m.name, label: methodLabel(m), ...style(styles, m),
       points: m.checkpoints.filter((c) => c.noise?.[0] !== undefined).map((c) => {
         const n = c.noise![0]!;
-        return { x: c.edits, y: n.noiseE, tip: `${methodLabel(m)} — ${c.edits} edits: noise_E ${formatNumber(n.noiseE)} (median ${formatNumber(n.median)}; ${n.label})` };
+        const ci = c.spread?.["noiseE"]?.ci95;
+        return { x: c.edits, y: n.noiseE, ...band(n.noiseE, ci), tip: `${methodLabel(m)} — ${c.edits} edits: noise_E ${formatNumber(n.noiseE)}${ciTip(ci, formatNumber)} (median ${formatNumber(n.median)}; ${n.label})` };
       }),
     }));
     const ys = series.flatMap((s) => s.points.map((p) => p.y)).filter((y) => y > 0);
@@ -80,8 +90,11 @@ export function reportCharts(report: BenchReport): { section: "metrics" | "noise
   for (const m of withNoise) {
     const cps = m.checkpoints.filter((c) => c.noise?.[0]?.meanActivationEnergy !== null && c.noise?.[0]?.meanActivationEnergy !== undefined);
     if (cps.length === 0) continue;
-    const pts = (pick: (c: (typeof cps)[number]) => number, name: string) =>
-      cps.map((c) => ({ x: c.edits, y: pick(c), tip: `${methodLabel(m)} — ${c.edits} edits: ${name} ${formatNumber(pick(c))}` }));
+    const pts = (pick: (c: (typeof cps)[number]) => number, name: string, key: string) =>
+      cps.map((c) => {
+        const ci = c.spread?.[key]?.ci95;
+        return { x: c.edits, y: pick(c), ...band(pick(c), ci), tip: `${methodLabel(m)} — ${c.edits} edits: ${name} ${formatNumber(pick(c))}${ciTip(ci, formatNumber)}` };
+      });
     const approx = cps.some((c) => c.noise![0]!.approximate) ? " (approximate)" : "";
     out.push({
       section: "noise",
@@ -89,9 +102,9 @@ export function reportCharts(report: BenchReport): { section: "metrics" | "noise
         id: `noise:terms:${m.name}`, title: `${methodLabel(m)}: ‖N‖² = activation energy + interference${approx}`,
         xLabel: "number of edits", yLabel: "mean over edits", includeZero: true, xTicks, accent: style(styles, m).color,
         series: [
-          { id: "total", label: "‖Nᵢ‖²", ...TERM_STYLE.total, points: pts((c) => c.noise![0]!.meanSquared, "mean ‖Nᵢ‖²") },
-          { id: "activation", label: "activation energy", ...TERM_STYLE.activation, dashed: true, points: pts((c) => c.noise![0]!.meanActivationEnergy!, "activation energy") },
-          { id: "interference", label: "interference", ...TERM_STYLE.interference, dashed: true, points: pts((c) => c.noise![0]!.meanInterference!, "interference") },
+          { id: "total", label: "‖Nᵢ‖²", ...TERM_STYLE.total, points: pts((c) => c.noise![0]!.meanSquared, "mean ‖Nᵢ‖²", "noiseMeanSquared") },
+          { id: "activation", label: "activation energy", ...TERM_STYLE.activation, dashed: true, points: pts((c) => c.noise![0]!.meanActivationEnergy!, "activation energy", "noiseActivationEnergy") },
+          { id: "interference", label: "interference", ...TERM_STYLE.interference, dashed: true, points: pts((c) => c.noise![0]!.meanInterference!, "interference", "noiseInterference") },
         ],
       },
     });
@@ -100,12 +113,19 @@ export function reportCharts(report: BenchReport): { section: "metrics" | "noise
   if (withTrigger.length > 0) {
     const series = withTrigger.map((m) => ({
       id: m.name, label: methodLabel(m), ...style(styles, m),
-      points: m.checkpoints.filter((c) => c.triggerRate !== undefined).map((c) => ({ x: c.edits, y: 100 * c.triggerRate!, tip: `${methodLabel(m)} — ${c.edits} edits: ${(100 * c.triggerRate!).toFixed(1)}% triggered` })),
+      points: m.checkpoints.filter((c) => c.triggerRate !== undefined).map((c) => {
+        const ci = c.spread?.["triggerRate"]?.ci95;
+        const ci100 = typeof ci === "number" ? 100 * ci : ci;
+        return { x: c.edits, y: 100 * c.triggerRate!, ...band(100 * c.triggerRate!, ci100, true), tip: `${methodLabel(m)} — ${c.edits} edits: ${(100 * c.triggerRate!).toFixed(1)}%${ciTip(ci100, (v) => v.toFixed(1))} triggered` };
+      }),
     }));
     out.push({ section: "noise", spec: { id: "trigger", title: "Projection trigger rate (cumulative)", xLabel: "number of edits", yLabel: "% of requests projected", series, xTicks, includeZero: true, formatY: (v) => `${formatTick(v)}%` } });
   }
   return out;
 }
+
+/** Metrics that are percentages of cases (success rates, accuracies, the harmonic-mean score): their bands stay within [0, 100]. */
+const PERCENT_METRIC = /(_success|_acc|_accuracy|^post_score)$/;
 
 function noiseLayer(methods: readonly BenchMethod[]): string {
   const layers = new Set(methods.flatMap((m) => m.checkpoints.map((c) => c.noise?.[0]?.layer).filter((l) => l !== undefined)));
@@ -140,6 +160,7 @@ table.summary th, table.summary td { padding: 6px 10px; border-bottom: 1px solid
 table.summary th { background: #f6f8fa; font-weight: 600; border-bottom: 1px solid #d0d7de; }
 table.summary th:first-child, table.summary td:first-child { text-align: left; }
 table.summary td.best { font-weight: 700; }
+table.summary td.ns .mark { color: #57606a; margin-left: 3px; }
 .swatch { display: inline-block; width: 11px; height: 11px; border-radius: 3px; margin-right: 7px; vertical-align: -1px; }
 .caption { color: #57606a; font-size: 12px; margin: 6px 2px 0; }
 details { margin: 10px 0; } summary { cursor: pointer; color: #0969da; }
@@ -154,7 +175,7 @@ function htmlTable(report: BenchReport, edits: number | "last", styles: Map<stri
   for (const r of t.rows) {
     const st = styles.get(r.method);
     o.push(`<tr data-method="${escapeXml(r.method)}"><td><span class="swatch" style="background:${st?.color ?? "#000"}"></span>${escapeXml(r.label)}${r.edits !== null && edits === "last" ? ` <span class="caption">(${r.edits})</span>` : ""}</td>`);
-    for (const c of r.cells) o.push(`<td${c.best ? ' class="best"' : ""}>${escapeXml(c.text)}</td>`);
+    for (const c of r.cells) o.push(c.notSignificant === true ? `<td class="ns">${escapeXml(c.text)}<span class="mark" title="not significantly different from the best">~</span></td>` : `<td${c.best ? ' class="best"' : ""}>${escapeXml(c.text)}</td>`);
     o.push(`</tr>`);
   }
   o.push(`</tbody></table>`);
@@ -180,13 +201,19 @@ export function renderHtmlReport(report: BenchReport): string {
   o.push(`<p class="meta"><b>Code</b> <code>${escapeXml(report.codeVersion)}</code>${report.created !== undefined ? ` · started ${escapeXml(report.created)}` : ""}</p>`);
 
   o.push(`<h2>Summary</h2>`, htmlTable(report, "last", styles));
-  o.push(`<p class="caption">Cells: mean ± population std over cases (evaluation spec §3.4; ×100 where the summariser scales). Bold: best in column (lowest for perplexity and noise_E). Trigger %: share of requests whose DeltaEdit projection fired.</p>`);
+  const nOrd = report.orderings?.count ?? 1;
+  const cells = nOrd > 1
+    ? `Cells: mean over ${nOrd} orderings of the edit stream ± half-width of its 95 % confidence interval (Student t, ${nOrd - 1} df; ×100 where the summariser scales). Bold: best in column (lowest for perplexity and noise_E); ~: not significantly different from the best (two-sided paired t-test over the same ${nOrd} orderings, 95 %).`
+    : `Cells: mean ± population std over cases (evaluation spec §3.4; ×100 where the summariser scales). Bold: best in column (lowest for perplexity and noise_E).`;
+  o.push(`<p class="caption">${cells} Trigger %: share of requests whose DeltaEdit projection fired.</p>`);
 
   const metricCharts = charts.filter((c) => c.section === "metrics");
   if (metricCharts.length > 0) {
     o.push(`<h2>Metrics vs number of edits</h2><div class="grid">`);
     for (const c of metricCharts) o.push(`<figure class="card" style="margin:0">${lineChart(c.spec)}</figure>`);
-    o.push(`</div><p class="caption">Hover a marker for the value and its std.</p>`);
+    o.push(nOrd > 1
+      ? `</div><p class="caption">Lines: mean over ${nOrd} orderings of the edit stream; shaded bands: its 95 % confidence interval (Student t, ${nOrd - 1} df; clipped to 0–100 for rates). Hover a marker for the value and its interval.</p>`
+      : `</div><p class="caption">Hover a marker for the value and its std.</p>`);
   }
   const noiseCharts = charts.filter((c) => c.section === "noise");
   if (noiseCharts.length > 0) {
@@ -206,7 +233,7 @@ export function renderHtmlReport(report: BenchReport): string {
     for (const e of cps) o.push(`<details><summary>after ${e} edits</summary>${htmlTable(report, e, styles)}</details>`);
   }
   if ((report.runs?.length ?? 0) > 0) {
-    o.push(`<h2>Runs</h2><table class="summary"><thead><tr><th>Method</th><th>Seed</th><th>Status</th><th>Seconds</th><th>Session</th></tr></thead><tbody>`);
+    o.push(`<h2>Runs</h2><table class="summary"><thead><tr><th>Method</th><th>${nOrd > 1 ? "Ordering" : "Seed"}</th><th>Status</th><th>Seconds</th><th>Session</th></tr></thead><tbody>`);
     for (const r of report.runs!) {
       o.push(`<tr><td>${escapeXml(r.method)}</td><td>${r.seed}</td><td>${escapeXml(r.status ?? "")}${r.error !== undefined ? `: ${escapeXml(r.error)}` : ""}</td>` +
         `<td>${r.seconds !== undefined ? r.seconds.toFixed(1) : ""}</td><td>${escapeXml(r.sessionDir ?? "")}</td></tr>`);

@@ -29,9 +29,17 @@
  *                                                 (null where the route has no decomposition)
  *                    triggerRate?: cumulative fraction of requests whose DeltaEdit projection fired
  *                    deviation?: { mean, median, meanRelative }  model-level D_i(n) (§6.6)
- *                    seconds?: editing wall time so far }] }]
- *   runs?         [{ method, seed, sessionDir?, seconds?, status?, error? }]
+ *                    seconds?: editing wall time so far,
+ *                    spread?: { [noiseE|noiseMeanSquared|noiseActivationEnergy|noiseInterference|triggerRate|seconds]:
+ *                               { mean, ci95, perSeed } }   multi-ordering benches only }] }]
+ *   runs?         [{ method, seed, sessionDir?, seconds?, status?, error? }]   (multi-ordering: seed = ordering k)
+ *   orderings?    { count: N ≥ 2, confidence: 0.95, shuffle, dirs: ["seed-0", …] }   multi-ordering benches only
  *   notes?        string[]
+ * Multi-ordering benches (`bench --seeds N`, N > 1) also give every metric `perSeed` (each ordering's
+ * run-level mean, ordering 0 first, null where absent) and `ci95` (half-width of the 95 % Student-t
+ * confidence interval of `mean` across orderings, null with fewer than 2 values); `mean` is then the
+ * mean over orderings and `std` the RMS of their stds over cases. One-ordering files have none of
+ * these fields, so every version-1 reader reads both (docs/formats.md, "Bench output").
  * Non-finite numbers (NaN, ±Infinity) are written as null.
  */
 import fs from "node:fs";

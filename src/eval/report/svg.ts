@@ -179,10 +179,11 @@ export function lineChart(spec: LineChartSpec): string {
   // bands, lines, markers (series in order; later series drawn on top)
   const clampY = (y: number): number => Math.min(top + ph, Math.max(top, sy(y)));
   for (const s of spec.series) {
-    const banded = s.points.filter((p) => ok(p.lo) && ok(p.hi));
+    // on a log axis a band reaching 0 or below runs to the bottom of the plot
+    const banded = s.points.filter((p) => ok(p.hi) && (ok(p.lo) || (log && typeof p.lo === "number" && p.lo <= 0)));
     if (banded.length >= 2) {
       const upper = banded.map((p) => `${f1(sx(p.x))} ${f1(clampY(p.hi!))}`);
-      const lower = banded.map((p) => `${f1(sx(p.x))} ${f1(clampY(p.lo!))}`).reverse();
+      const lower = banded.map((p) => `${f1(sx(p.x))} ${f1(ok(p.lo) ? clampY(p.lo) : top + ph)}`).reverse();
       o.push(`<path class="band" data-series="${escapeXml(s.id)}" d="M${upper.join("L")}L${lower.join("L")}Z" fill="${s.color}" fill-opacity="0.10" stroke="none"/>`);
     }
   }

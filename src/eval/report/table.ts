@@ -3,13 +3,19 @@
  * last one), cells "mean ± std", plus noise_E (headline noise summary) and DeltaEdit's trigger rate.
  * `summaryTable` builds the cells (shared by the terminal and the HTML report); `renderSummaryTable`
  * lays them out for a terminal, aligned on the "±", under a title naming protocol and modes.
+ * A multi-ordering bench (`--seeds N`) shows "mean ± 95 % CI half-width" across orderings instead,
+ * and marks the cells whose difference from the column's best is not significant (paired t-test
+ * over the orderings, acrossSeeds.ts).
  */
+import { pairedTest } from "./acrossSeeds.js";
 import { methodLabel, reportMetrics, type BenchCheckpoint, type BenchReport } from "./benchReport.js";
 
 export interface SummaryCell {
   text: string; // "98.90 ± 10.43", "-" when absent
   mean: number | null; // for ranking
   best: boolean; // the best mean of its column
+  /** Multi-ordering benches: not the best, but its difference from the best is not significant (paired t-test, 95 %). */
+  notSignificant?: boolean;
 }
 
 export interface SummaryTable {
@@ -52,20 +58,29 @@ export function summaryTable(report: BenchReport, opts: { edits?: number | "last
   const anyTrigger = report.methods.some((m) => m.checkpoints.some((c) => c.triggerRate !== undefined));
   const header = ["Method", ...infos.map((i) => i.label), ...(anyNoise ? ["noise_E"] : []), ...(anyTrigger ? ["Trigger %"] : [])];
   const columnKeys = ["method", ...infos.map((i) => i.key), ...(anyNoise ? ["noise_E"] : []), ...(anyTrigger ? ["triggerRate"] : [])];
+  const multi = (report.orderings?.count ?? 1) > 1;
+  const perSeed: ((number | null)[] | undefined)[][] = []; // (row, column): per-ordering values for the paired test
   const rows = report.methods.map((m) => {
     const cp = checkpointAt(m.checkpoints, edits);
+    const seeds: ((number | null)[] | undefined)[] = [];
     const cells: SummaryCell[] = infos.map((i) => {
       const s = cp?.metrics[i.key];
-      return { text: formatMeanStd(s?.mean, s?.std), mean: s !== undefined && Number.isFinite(s.mean) ? s.mean : null, best: false };
+      seeds.push(s?.perSeed);
+      return { text: formatMeanStd(s?.mean, multi ? s?.ci95 : s?.std), mean: s !== undefined && Number.isFinite(s.mean) ? s.mean : null, best: false };
     });
     if (anyNoise) {
       const n = cp?.noise?.[0];
-      cells.push({ text: formatNumber(n?.noiseE), mean: n?.noiseE ?? null, best: false });
+      const sp = cp?.spread?.["noiseE"];
+      seeds.push(sp?.perSeed);
+      const ci = multi && sp?.ci95 !== null && sp?.ci95 !== undefined && n !== undefined ? ` ± ${formatNumber(sp.ci95)}` : "";
+      cells.push({ text: formatNumber(n?.noiseE) + ci, mean: n?.noiseE ?? null, best: false });
     }
     if (anyTrigger) {
       const t = cp?.triggerRate;
-      cells.push({ text: t === undefined ? "-" : (100 * t).toFixed(1), mean: null, best: false });
+      const ci = cp?.spread?.["triggerRate"]?.ci95;
+      cells.push({ text: t === undefined ? "-" : formatMeanStd(100 * t, multi && ci !== null && ci !== undefined ? 100 * ci : null, 1), mean: null, best: false });
     }
+    perSeed.push(seeds);
     return { method: m.name, label: methodLabel(m), edits: cp?.edits ?? null, cells };
   });
   // mark the best mean of each metric column (ties: all of them), and the lowest noise_E
@@ -76,6 +91,16 @@ export function summaryTable(report: BenchReport, opts: { edits?: number | "last
     const best = dir > 0 ? Math.max(...vals) : Math.min(...vals);
     if (vals.every((v) => v === best)) return; // nothing to single out
     for (const r of rows) if (r.cells[c]!.mean === best) r.cells[c]!.best = true;
+    if (!multi) return;
+    // the same orderings for every method: paired t-test of each other method against the (first) best one
+    const b = rows.findIndex((r) => r.cells[c]!.best);
+    const bestSeeds = perSeed[b]?.[c];
+    if (bestSeeds === undefined) return;
+    rows.forEach((r, i) => {
+      const mine = perSeed[i]?.[c];
+      if (r.cells[c]!.best || r.cells[c]!.mean === null || mine === undefined) return;
+      if (pairedTest(mine, bestSeeds).significant === false) r.cells[c]!.notSignificant = true;
+    });
   });
   const shown = rows.map((r) => r.edits).filter((e): e is number => e !== null);
   const at = edits === "last" ? (shown.length > 0 && shown.every((e) => e === shown[0]) ? `after ${shown[0]} edits` : "at each method's last checkpoint") : `after ${edits} edits`;
@@ -97,7 +122,7 @@ export function renderSummaryTable(report: BenchReport, opts: { edits?: number |
   const ncol = t.header.length;
   const columns: string[][] = [];
   for (let c = 0; c < ncol; c++) {
-    const body = c === 0 ? t.rows.map((r) => r.label) : alignPm(t.rows.map((r) => r.cells[c - 1]!.text + (r.cells[c - 1]!.best ? "*" : " ")));
+    const body = c === 0 ? t.rows.map((r) => r.label) : alignPm(t.rows.map((r) => r.cells[c - 1]!.text + (r.cells[c - 1]!.best ? "*" : r.cells[c - 1]!.notSignificant === true ? "~" : " ")));
     columns.push([t.header[c]!, ...body]);
   }
   const widths = columns.map((col) => Math.max(...col.map((s) => s.length)));
@@ -105,12 +130,23 @@ export function renderSummaryTable(report: BenchReport, opts: { edits?: number |
   const rule = widths.map((w) => "─".repeat(w)).join("  ");
   const out = [t.title, t.subtitle, "", line(0), rule];
   for (let r = 1; r <= t.rows.length; r++) out.push(line(r));
-  out.push("", "cells: mean ± population std over cases (×100 where the summariser scales); * best in column");
+  out.push("", ...cellLegend(report));
   const labels = noiseLabels(report);
   const distinct = new Set(labels.map((l) => l.label));
   if (distinct.size === 1) out.push(`noise_E: ${labels[0]!.label}`);
   else for (const l of labels) out.push(`noise_E ${l.method}: ${l.label}`);
   return out.join("\n");
+}
+
+/** What the cells and marks of the table mean (one line; two for a multi-ordering bench). */
+export function cellLegend(report: BenchReport): string[] {
+  const n = report.orderings?.count ?? 1;
+  if (n <= 1) return ["cells: mean ± population std over cases (×100 where the summariser scales); * best in column"];
+  const pct = Math.round(100 * (report.orderings?.confidence ?? 0.95));
+  return [
+    `cells: mean over ${n} orderings of the edit stream ± half-width of its ${pct} % confidence interval (Student t, ${n - 1} df; ×100 where the summariser scales); * best in column`,
+    `~ not significantly different from the column's best (two-sided paired t-test over the same ${n} orderings, ${pct} %)`,
+  ];
 }
 
 /** The headline noise label of each method that has one. */

@@ -2,7 +2,8 @@
  * Case study (issue #13): greedy generations for a few edited subjects, so a reader sees what the
  * edited models actually say. Cases are spread evenly over the stream (its first, last and evenly
  * spaced positions in between), each with two prompts: the edit prompt itself ("{subject} plays")
- * and the record's first generation prompt (or its first paraphrase when it has none).
+ * and the record's first generation prompt (or its first paraphrase when it has none); generation
+ * stops at the EOS token.
  */
 import type { LanguageModel } from "../../model/model.js";
 import { generateText } from "../../model/generateText.js";
@@ -40,5 +41,5 @@ export function pickCases(records: readonly EvalRecord[], stream: number, count:
 
 /** Greedy continuations (`maxNewTokens` tokens) of every prompt of every case: [case][prompt]. */
 export function generateCases(model: LanguageModel, cases: readonly CasePrompts[], maxNewTokens: number): string[][] {
-  return cases.map((c) => c.prompts.map((p) => generateText(model, p, { maxNewTokens }).text));
+  return cases.map((c) => c.prompts.map((p) => generateText(model, p, { maxNewTokens, stopAtEos: true }).text));
 }

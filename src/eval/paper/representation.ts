@@ -107,6 +107,7 @@ export interface ShiftStats {
   centroidShift: number; // ‖mean(after) − mean(before)‖ / spread
 }
 
+/** Mean distance moved by each row relative to the spread of `before` (see the header). */
 export function shiftStats(before: Float32Array | Float64Array, after: Float32Array | Float64Array, P: number, C: number): ShiftStats {
   const fn = "shiftStats";
   if (before.length !== P * C) throw ops.argError(fn, "before", `expected (P, C) = (${P}, ${C}) values, got ${before.length}`);

@@ -83,6 +83,7 @@ export interface PaperProgress {
   detail: string;
 }
 
+/** Options of `runPaper` (the `paper` command's flags). */
 export interface PaperOptions {
   /** Model directory (or Hub id). */
   model: string;
@@ -113,10 +114,13 @@ export interface PaperOptions {
   resume?: boolean;
   /** Unrelated prompts for the representation shift, at most this many (default 200). */
   representationPrompts?: number;
-  /** Case-study subjects (default 4) and generated tokens (default 20). */
+  /** Case-study subjects (default 4). */
   cases?: number;
+  /** Tokens generated per case-study prompt (default 20; generation also stops at EOS). */
   caseTokens?: number;
+  /** Progress notes and the schedule (default: discarded). */
   log?: (msg: string) => void;
+  /** Called as the stages advance (work units ≈ edits; for a progress line with an ETA). */
   onProgress?: (p: PaperProgress) => void;
 }
 

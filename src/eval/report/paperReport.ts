@@ -30,7 +30,9 @@ import type { ShiftStats } from "../paper/representation.js";
 import type { PaperSchedule } from "../paper/schedule.js";
 import type { BenchReport, MetricStat } from "./benchReport.js";
 
+/** The `format` field of paper.json. */
 export const PAPER_FORMAT = "deltaedit-paper";
+/** The `version` field of paper.json. */
 export const PAPER_VERSION = 1;
 
 /** The metrics of the paper's main table, in column order. */
@@ -43,6 +45,7 @@ export const PAPER_TABLE_METRICS: readonly { key: string; label: string }[] = Ob
   { key: "post_neighborhood_acc", label: "Spe.top" },
 ]);
 
+/** One method of a paper run: its id, registry method, label, parameters, bench directory and status. */
 export interface PaperMethodInfo {
   id: string; // unique in the run ("deltaedit-paper")
   method: string; // registry name ("deltaedit")
@@ -54,12 +57,14 @@ export interface PaperMethodInfo {
   seconds?: number;
 }
 
+/** One method's row of the main table at one checkpoint: the paper's metrics (null where not measured). */
 export interface PaperTableRow {
   method: string;
   label: string;
   metrics: Record<string, MetricStat | null>;
 }
 
+/** Superimposed noise of one method at one checkpoint, with its split and the efficacy there. */
 export interface PaperNoisePoint {
   edits: number;
   noiseE: number;
@@ -73,6 +78,7 @@ export interface PaperNoisePoint {
   approximate: boolean;
 }
 
+/** The activation / influence-overlap statistics of one method along the stream, or why there are none. */
 export interface PaperOverlapMethod {
   method: string;
   available: boolean;
@@ -82,12 +88,14 @@ export interface PaperOverlapMethod {
   points: OverlapStats[];
 }
 
+/** Representation shift: the prompts, the PCA of the unedited states per layer, and each method's shift. */
 export interface PaperRepresentation {
   prompts: { source: string; count: number };
   layers: { layer: number; variance: [number, number]; totalVariance: number; before: [number, number][] }[];
   methods: { method: string; layer: number; stats: ShiftStats; after: [number, number][] }[];
 }
 
+/** One β of the DeltaEdit sweep: trigger counts from the journal, scores and noise at the end of the sweep stream. */
 export interface PaperBetaPoint {
   beta: number;
   edits: number;
@@ -100,6 +108,7 @@ export interface PaperBetaPoint {
   error?: string;
 }
 
+/** One case-study subject: the edit, its prompts, and the greedy continuations of the unedited and each edited model. */
 export interface PaperCase {
   position: number;
   caseId: number;
@@ -111,6 +120,7 @@ export interface PaperCase {
   methods: Record<string, string[]>;
 }
 
+/** A stage of the paper run and what happened to it in this invocation. */
 export interface PaperStage {
   name: string;
   status: "done" | "resumed" | "failed";
@@ -118,6 +128,7 @@ export interface PaperStage {
   error?: string;
 }
 
+/** paper.json: everything a paper run measured (see the module header for each field). */
 export interface PaperReport {
   format: typeof PAPER_FORMAT;
   version: number;

@@ -178,7 +178,7 @@ export function renderPaperHtml(report: PaperReport): string {
   if (noiseCharts.length > 0) o.push(`<div class="grid">${noiseCharts.join("")}</div>`);
 
   o.push(`<h2>Influence and activation</h2>`);
-  o.push(`<p class="note">g<sub>ji</sub> = β<sub>j</sub>·k<sub>i</sub> (i ≠ j): how strongly the key of edit <i>i</i> switches on edit <i>j</i> (wrong activation); h<sub>jl</sub> = α<sub>j</sub>·α<sub>l</sub> (j ≠ l): how much two edits write along the same output direction (influence overlap); both over all pairs among the first <i>n</i> edits, at the last edited layer (spec §6.3; eval/paper/overlap.ts). The paper finds DeltaEdit's activations not lower than AlphaEdit's but its influence overlaps lower.</p>`);
+  o.push(`<p class="note">g<sub>ji</sub> = β<sub>j</sub>·k<sub>i</sub> (i ≠ j): how strongly the key of edit <i>i</i> switches on edit <i>j</i> (wrong activation); h<sub>jl</sub> = α<sub>j</sub>·α<sub>l</sub> (j ≠ l): how much two edits write along the same output direction (influence overlap); both over all pairs among the first <i>n</i> edits, at the last edited layer (spec §6.3; eval/paper/overlap.ts). The paper finds DeltaEdit's activations not lower than AlphaEdit's but its influence overlaps lower. The raw means depend on how a method splits its rank-one update between α and β (MEMIT, AlphaEdit, DeltaEdit, PRUNE, RECT split it alike; ROME does not): compare across families with the scale-free plots.</p>`);
   const ov = overlapCharts(report, styles, xTicks);
   if (ov.length > 0) o.push(`<div class="grid">${ov.map(card).join("")}</div>`);
   const missing = report.overlap.filter((m) => !m.available || m.note !== undefined);

@@ -287,7 +287,8 @@ export async function runPaper(o: PaperOptions): Promise<PaperReport> {
 function benchInputs(plan: Plan): Omit<Parameters<typeof benchmark>[0], "methods" | "edits" | "out"> {
   const o = plan.o;
   return {
-    model: o.model, dataset: o.dataset, seed: o.seed ?? 0, neighborhood: "standard", batchSize: 1,
+    // the records as loaded here (not the file): every stage edits exactly the stream the case study picks from
+    model: o.model, dataset: plan.records, seed: o.seed ?? 0, neighborhood: "standard", batchSize: 1,
     ...(o.preset !== undefined ? { preset: o.preset } : {}),
     stats: o.statsCorpus !== undefined ? { corpus: o.statsCorpus } : {},
     ...(o.heldOut !== undefined ? { heldOut: o.heldOut } : {}),
@@ -414,7 +415,7 @@ function mergeBench(methods: readonly PaperMethodSpec[], results: ReadonlyMap<st
     codeVersion: first?.codeVersion ?? packageVersion(),
     ...(first?.created !== undefined ? { created: first.created } : {}),
     model: first?.model ?? { name: "", hash: "" },
-    ...(first?.dataset !== undefined ? { dataset: first.dataset } : {}),
+    dataset: { name: path.basename(dataset), records: schedule.stream, selection: `first ${schedule.stream} usable records in file order` },
     protocol: { name: "checkpoints", batchSize: 1, totalEdits: schedule.stream, checkpoints: schedule.checkpoints, description: `every record edited so far is scored at each checkpoint; ${schedule.rule}` },
     modes: first?.modes ?? {},
     seeds: first?.seeds ?? {},

@@ -11,21 +11,16 @@
  *   overlap        mean |g_ji| and |h_jl| per method vs edits, from each final session's factors (overlap.ts)
  *   representation hidden states of unrelated prompts before / after each stream, PCA, shift (representation.ts)
  *   cases          greedy generations for a few edited subjects, unedited and per method (caseStudy.ts)
- * then always writes <out>/paper.json and <out>/report.html from the stages' outputs.
+ * (the analyses and the trigger counts: finalSessions.ts), then always writes <out>/paper.json and <out>/report.html from the stages' outputs.
  *
  * A method whose bench fails is reported (status failed, the error) and left out of the analyses;
  * the other stages go on, and a resume retries it.
  */
-import fs from "node:fs";
 import path from "node:path";
 import { DeltaEditError } from "../../errors.js";
 import type { MethodName } from "../../edit/methods/method.js";
-import { Journal, JOURNAL_FILE } from "../../edit/session/journal.js";
-import { EditSession } from "../../edit/session/session.js";
-import { secondMomentFactory } from "../../edit/statsProvider.js";
 import { readModelConfig } from "../../model/config.js";
 import { resolveModelDir } from "../../model/hub.js";
-import { LanguageModel } from "../../model/model.js";
 import { loadTokenizer } from "../../model/tokenizer.js";
 import { packageVersion } from "../../util/version.js";
 import { writeFileAtomic, writeJsonAtomic } from "../../util/fsio.js";
@@ -33,14 +28,11 @@ import { benchmark } from "../benchmark.js";
 import { loadDatasetFile } from "../datasets/detect.js";
 import { recordsThatFit } from "../datasets/fit.js";
 import type { EvalRecord } from "../datasets/record.js";
-import { noiseFactorsFromSession } from "../noiseSession.js";
 import type { BenchMethod, BenchReport } from "../report/benchReport.js";
 import type { ResultsFile } from "../report/json.js";
 import { renderPaperHtml } from "../report/paperHtml.js";
-import { PAPER_FORMAT, PAPER_VERSION, paperGeneral, paperNoise, paperTable, type PaperBetaPoint, type PaperCase, type PaperMethodInfo, type PaperOverlapMethod, type PaperReport, type PaperRepresentation, type PaperStage } from "../report/paperReport.js";
-import { generateCases, pickCases } from "./caseStudy.js";
-import { overlapStats } from "./overlap.js";
-import { lastTokenStates, pca2, projectPca, shiftStats } from "./representation.js";
+import { PAPER_FORMAT, PAPER_VERSION, paperGeneral, paperNoise, paperTable, type PaperBetaPoint, type PaperMethodInfo, type PaperReport, type PaperStage } from "../report/paperReport.js";
+import { casesOf, overlapOf, representationOf, triggerCounts, type FinalInputs, type FinalSession } from "./finalSessions.js";
 import { DEFAULT_BETAS, defaultStreamLength, defaultSweepLength, paperSchedule, type PaperSchedule } from "./schedule.js";
 import { claimOutput, StageStore } from "./stages.js";
 
@@ -257,9 +249,14 @@ export async function runPaper(o: PaperOptions): Promise<PaperReport> {
 
   // 3. the analyses of the final sessions
   const doneIds = done.map((m) => m.id);
-  const overlap = await stage("overlap", { methods: doneIds }, async () => done.map((m) => overlapOf(plan, m, sessionDir(m), benchResults.get(m.id)!)));
-  const representation = await stage("representation", { methods: doneIds, prompts: o.representationPrompts ?? 200 }, async () => representationOf(plan, done, sessionDir, (f, d) => progress("representation", f, d)));
-  const caseStudy = await stage("cases", { methods: doneIds, cases: o.cases ?? 4, tokens: o.caseTokens ?? 20 }, async () => casesOf(plan, done, sessionDir, (f, d) => progress("cases", f, d)));
+  const finals: FinalSession[] = done.map((m) => ({ id: m.id, method: m.method, dir: sessionDir(m) }));
+  const inp: FinalInputs = {
+    modelDir, hidden: cfg.hiddenSize, records, stream, checkpoints: schedule.checkpoints, representationPrompts: o.representationPrompts ?? 200, cases: o.cases ?? 4, caseTokens: o.caseTokens ?? 20, log,
+    ...(o.statsCorpus !== undefined ? { statsCorpus: o.statsCorpus } : {}), ...(o.controlFacts !== undefined ? { controlFacts: o.controlFacts } : {}), ...(o.heldOut !== undefined ? { heldOut: o.heldOut } : {}),
+  };
+  const overlap = await stage("overlap", { methods: doneIds }, async () => finals.map((m) => overlapOf(inp, m, benchResults.get(m.id)!.model.editedLayers)));
+  const representation = await stage("representation", { methods: doneIds, prompts: inp.representationPrompts }, async () => representationOf(inp, finals, (f, d) => progress("representation", f, d)));
+  const caseStudy = await stage("cases", { methods: doneIds, cases: inp.cases, tokens: inp.caseTokens }, async () => casesOf(inp, finals, (f, d) => progress("cases", f, d)));
 
   // 4. paper.json and report.html
   const bench = mergeBench(methods, benchResults, schedule, o.dataset);
@@ -295,115 +292,6 @@ function benchInputs(plan: Plan): Omit<Parameters<typeof benchmark>[0], "methods
     ...(o.controlFacts !== undefined ? { controlFacts: o.controlFacts } : {}),
     log: plan.log,
   };
-}
-
-/** Requests the DeltaEdit monitor saw and how many it projected, from a session's journal (undone batches left out). */
-export function triggerCounts(dir: string): { requests: number; triggered: number } {
-  const manifest = JSON.parse(fs.readFileSync(path.join(dir, "manifest.json"), "utf8")) as { model: { numLayers: number } };
-  const journal = Journal.read(path.join(dir, JOURNAL_FILE), { repair: false, numLayers: manifest.model.numLayers });
-  let requests = 0, triggered = 0;
-  for (const r of journal.records) {
-    if (r.kind !== "batch" || journal.isUndone(r.batch)) continue;
-    for (const q of r.outcome?.requests ?? []) {
-      requests++;
-      if (q.noise?.triggered === true) triggered++;
-    }
-  }
-  return { requests, triggered };
-}
-
-/** Activation / overlap statistics at the checkpoints, at the method's last edited layer. */
-function overlapOf(plan: Plan, m: PaperMethodSpec, dir: string, res: ResultsFile): PaperOverlapMethod {
-  const layers = res.model.editedLayers;
-  if (layers === undefined || layers.length === 0) return { method: m.id, available: false, reason: "the method does not say which layers it edits", layer: null, points: [] };
-  const layer = Math.max(...layers);
-  const f = noiseFactorsFromSession(dir, [layer]);
-  const lf = f.layers().includes(layer) ? f.layer(layer) : null;
-  if (lf === null || lf.n === 0) return { method: m.id, available: false, reason: "no influence / activation factors: dense updates (spec §6.5, FT)", layer, points: [] };
-  const cps = [...new Set(plan.schedule.checkpoints.map((c) => Math.min(c, lf.n)))];
-  const note = m.method === "prune" ? "factors of the MEMIT edits before PRUNE's final restraint (spec §6.5)" : lf.approximate ? "decomposition of the unmasked factors: approximate (RECT, spec §6.5)" : undefined;
-  return { method: m.id, available: true, layer, points: overlapStats(lf, cps), ...(note !== undefined ? { note } : {}) };
-}
-
-/** Unrelated prompts: the control facts' prompts, else held-out sentences (at most `max`). */
-function unrelatedPrompts(o: PaperOptions): { source: string; prompts: string[] } | null {
-  const max = o.representationPrompts ?? 200;
-  if (o.controlFacts !== undefined) {
-    const facts = fs.readFileSync(o.controlFacts, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as { prompt: string; subject: string });
-    return { source: `control-fact prompts (${path.basename(o.controlFacts)})`, prompts: facts.slice(0, max).map((f) => f.prompt.replace("{}", f.subject)) };
-  }
-  if (o.heldOut !== undefined) return { source: `held-out sentences (${path.basename(o.heldOut)})`, prompts: fs.readFileSync(o.heldOut, "utf8").split("\n").filter((l) => l.trim()).slice(0, max) };
-  return null;
-}
-
-/** The method's last edited layer, from its parameters as the bench recorded them. */
-function lastLayer(plan: Plan, m: PaperMethodSpec, dir: string): number {
-  const manifest = JSON.parse(fs.readFileSync(path.join(dir, "manifest.json"), "utf8")) as { params: Record<string, unknown> };
-  const p = manifest.params;
-  const layers = Array.isArray(p["editLayers"]) ? (p["editLayers"] as number[]) : typeof p["layer"] === "number" ? [p["layer"]] : Array.isArray(p["layers"]) ? (p["layers"] as number[]) : [];
-  if (layers.length === 0) throw new DeltaEditError("E_CONFIG", `paper: ${m.id}: cannot tell which layers it edits (${dir}/manifest.json)`);
-  return Math.max(...layers);
-}
-
-async function openFinal(plan: Plan, dir: string): Promise<EditSession> {
-  return EditSession.open(dir, { secondMoments: secondMomentFactory(plan.o.statsCorpus !== undefined ? { corpus: plan.o.statsCorpus } : {}, plan.log), access: "read", log: plan.log });
-}
-
-async function representationOf(plan: Plan, done: readonly PaperMethodSpec[], dirOf: (m: PaperMethodSpec) => string, progress: (f: number, d: string) => void): Promise<PaperRepresentation> {
-  const src = unrelatedPrompts(plan.o);
-  if (src === null || src.prompts.length < 3) throw new DeltaEditError("E_ARG", "paper: representation shift needs unrelated prompts: give control facts or held-out text (at least 3)");
-  const P = src.prompts.length, C = plan.cfg.hiddenSize;
-  const base = await LanguageModel.load(plan.modelDir);
-  const perLayer = new Map<number, { states: Float32Array; pca: ReturnType<typeof pca2>; before: [number, number][] }>();
-  const layerOf = new Map(done.map((m) => [m.id, lastLayer(plan, m, dirOf(m))]));
-  for (const layer of new Set(layerOf.values())) {
-    const states = lastTokenStates(base, src.prompts, layer);
-    const pca = pca2(states, P, C);
-    perLayer.set(layer, { states, pca, before: pairs(projectPca(pca, states, P)) });
-  }
-  const methods: PaperRepresentation["methods"] = [];
-  for (const [k, m] of done.entries()) {
-    progress(k / done.length, `representation: ${m.id}`);
-    const layer = layerOf.get(m.id)!;
-    const b = perLayer.get(layer)!;
-    const s = await openFinal(plan, dirOf(m));
-    try {
-      const after = lastTokenStates(s.model, src.prompts, layer);
-      methods.push({ method: m.id, layer, stats: shiftStats(b.states, after, P, C), after: pairs(projectPca(b.pca, after, P)) });
-    } finally {
-      s.close();
-    }
-  }
-  return {
-    prompts: { source: src.source, count: P },
-    layers: [...perLayer.entries()].map(([layer, v]) => ({ layer, variance: v.pca.variance, totalVariance: v.pca.totalVariance, before: v.before })),
-    methods,
-  };
-}
-
-/** (P, 2) coordinates as pairs, rounded to 5 significant digits for the JSON. */
-function pairs(xy: Float64Array): [number, number][] {
-  const out: [number, number][] = [];
-  for (let p = 0; p < xy.length / 2; p++) out.push([Number(xy[2 * p]!.toPrecision(5)), Number(xy[2 * p + 1]!.toPrecision(5))]);
-  return out;
-}
-
-async function casesOf(plan: Plan, done: readonly PaperMethodSpec[], dirOf: (m: PaperMethodSpec) => string, progress: (f: number, d: string) => void): Promise<PaperCase[]> {
-  const tokens = plan.o.caseTokens ?? 20;
-  const picks = pickCases(plan.records, plan.schedule.stream, plan.o.cases ?? 4);
-  const base = await LanguageModel.load(plan.modelDir);
-  const unedited = generateCases(base, picks, tokens);
-  const out: PaperCase[] = picks.map((c, i) => ({ ...c, unedited: unedited[i]!, methods: {} }));
-  for (const [k, m] of done.entries()) {
-    progress(k / done.length, `case study: ${m.id}`);
-    const s = await openFinal(plan, dirOf(m));
-    try {
-      generateCases(s.model, picks, tokens).forEach((g, i) => (out[i]!.methods[m.id] = g));
-    } finally {
-      s.close();
-    }
-  }
-  return out;
 }
 
 /** One BenchReport over every method's bench (methods named by their ids and labelled). */

@@ -76,6 +76,14 @@ export { perplexity, factAccuracy, type Fact, type FactAccuracyResult, type Perp
 export { benchmark as runBench, type BenchmarkOptions as RunBenchOptions } from "./eval/benchmark.js";
 export { checkpointSchedule, streamOrdering, type BenchProgress, type Protocol } from "./eval/bench.js";
 export type { ResultsFile } from "./eval/report/json.js";
+// ---- the DeltaEdit paper's experiments from one call (docs/paper.md) ----
+export { runPaper, PAPER_METHODS, type PaperOptions, type PaperProgress, type PaperMethodSpec } from "./eval/paper/runPaper.js";
+export { paperSchedule, type PaperSchedule } from "./eval/paper/schedule.js";
+export type { OverlapStats } from "./eval/paper/overlap.js";
+export type { ShiftStats } from "./eval/paper/representation.js";
+export type {
+  PaperReport, PaperMethodInfo, PaperTableRow, PaperNoisePoint, PaperOverlapMethod, PaperRepresentation, PaperBetaPoint, PaperCase, PaperStage,
+} from "./eval/report/paperReport.js";
 export type { BenchReport, BenchMethod, BenchCheckpoint, MetricStat } from "./eval/report/benchReport.js";
 
 // ---- types referenced by the signatures above (documented with them) ----

@@ -18,6 +18,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandSpe
   demo: { summary: "compare MEMIT, AlphaEdit and DeltaEdit on the bundled fact world (no arguments needed)", load: async () => (await import("./commands/demo.js")).command },
   world: { summary: "world train: build and train the bundled fact world; world info: its measured quality", load: async () => (await import("./commands/world.js")).trainCommand, sub: { train: async () => (await import("./commands/world.js")).trainCommand, info: async () => (await import("./commands/world.js")).infoCommand } },
   bench: { summary: "run methods on one edit stream and score them (table, results.json, HTML report)", load: async () => (await import("./commands/bench.js")).command },
+  paper: { summary: "reproduce the DeltaEdit paper's experiments (table, noise, influence/activation, representation shift, β sweep, case study)", load: async () => (await import("./commands/paper.js")).command },
   glue: { summary: "general-ability tasks (SST-2, MRPC, CoLA, RTE, MMLU, NLI) on a model or a session", load: async () => (await import("./commands/glue.js")).command },
   trace: { summary: "causal tracing (ROME): where facts are recalled; AIE heat maps, edit-layer suggestion", load: async () => (await import("./commands/trace.js")).command },
 };

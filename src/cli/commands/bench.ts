@@ -114,7 +114,8 @@ function parseHparams(a: ParsedArgs, methods: readonly MethodName[]): Partial<Re
   return out;
 }
 
-function parseMethodSets(a: ParsedArgs): Partial<Record<MethodName, Record<string, unknown>>> {
+/** `--set method.key=value` (repeatable) → per-method overrides. */
+export function parseMethodSets(a: ParsedArgs): Partial<Record<MethodName, Record<string, unknown>>> {
   const out: Partial<Record<MethodName, Record<string, unknown>>> = {};
   const sets = a["set"];
   for (const s of Array.isArray(sets) ? sets : []) {

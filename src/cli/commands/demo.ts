@@ -1,20 +1,9 @@
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { DeltaEditError } from "../../errors.js";
 import { bool, num, str, type CommandSpec } from "../args.js";
 import { invokeBench } from "./bench.js";
-
-/** The package root (the directory holding package.json), found upward from this file. */
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (fs.existsSync(path.join(dir, "package.json")) && fs.existsSync(path.join(dir, "binding.gyp"))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new DeltaEditError("E_NOT_FOUND", "demo: cannot find the deltaedit package root");
-    dir = up;
-  }
-}
+import { packageRoot } from "./_root.js";
 
 export const DEMO_WORLD = "factworld-v1";
 

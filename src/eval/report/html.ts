@@ -251,3 +251,6 @@ export function writeHtmlReport(file: string, report: BenchReport): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   writeFileAtomic(file, html);
 }
+
+/** The report's stylesheet, shared by other pages in the same look (the `paper` report). */
+export const REPORT_CSS = CSS;

@@ -17,6 +17,7 @@ import { readResultsJson, resultsJson, writeResultsJson } from "../../src/eval/r
 import { escapeXml, lineChart, niceTicks } from "../../src/eval/report/svg.js";
 import { formatMeanStd, renderSummaryTable, summaryTable } from "../../src/eval/report/table.js";
 import { aggregateOrderings } from "../../src/eval/report/acrossSeeds.js";
+import { chromiumArgs, chromiumOrSkip } from "../helpers/chromium.js";
 
 const CHECKPOINTS = [200, 500, 1000, 1500, 2000, 2500, 3000];
 const METRICS = ["post_rewrite_success", "post_paraphrase_success", "post_neighborhood_success", "post_ngram_entropy", "post_reference_score"];
@@ -214,26 +215,9 @@ test("multi-ordering report: mean ± CI cells, not-significant cells marked, a C
   assert.ok(!one.includes('class="band"') && !one.includes('class="ns"'));
 });
 
-/** The Chromium binary: $CHROMIUM when set (the only candidate), else Debian's /usr/bin/chromium. */
-function findChromium(): { path: string | null; tried: string[] } {
-  const override = process.env["CHROMIUM"];
-  const tried = override !== undefined && override !== "" ? [override] : ["/usr/bin/chromium", "/usr/bin/chromium-browser"];
-  return { path: tried.find((c) => fs.existsSync(c)) ?? null, tried };
-}
-
-function chromiumArgs(profile: string): string[] {
-  return ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", `--user-data-dir=${profile}`];
-}
-
 test("HTML report renders in headless Chromium: plots, lines and markers per method, screenshot", (t) => {
-  const { path: chromium, tried } = findChromium();
-  if (chromium === null) {
-    const msg = `Chromium not found (tried ${tried.join(", ")}): install Debian's package with \`apt-get install -y chromium\` (or set CHROMIUM=/path/to/chromium)`;
-    if (process.env["CI"] !== undefined && process.env["CI"] !== "") assert.fail(`${msg}; the HTML report cannot be checked in CI without it`);
-    t.skip(msg);
-    return;
-  }
+  const chromium = chromiumOrSkip(t);
+  if (chromium === null) return;
   const dir = tmpDir();
   try {
     const r = syntheticReport();
@@ -288,13 +272,8 @@ test("HTML report renders in headless Chromium: plots, lines and markers per met
 });
 
 test("multi-ordering HTML report renders in headless Chromium: a CI band around every method's line, screenshot", (t) => {
-  const { path: chromium, tried } = findChromium();
-  if (chromium === null) {
-    const msg = `Chromium not found (tried ${tried.join(", ")}): install Debian's package with \`apt-get install -y chromium\` (or set CHROMIUM=/path/to/chromium)`;
-    if (process.env["CI"] !== undefined && process.env["CI"] !== "") assert.fail(`${msg}; the HTML report cannot be checked in CI without it`);
-    t.skip(msg);
-    return;
-  }
+  const chromium = chromiumOrSkip(t);
+  if (chromium === null) return;
   const dir = tmpDir();
   try {
     const r = syntheticOrderings();

@@ -45,9 +45,10 @@ export function pairedTest(a: readonly (number | null)[], b: readonly (number | 
   return { n, meanDiff: mean, halfWidth, significant: Math.abs(mean) > halfWidth };
 }
 
-function spreadOf(values: (number | null)[]): SeedSpread {
+/** The mean, 95 % CI half-width and per-ordering values of one number across the orderings (null where an ordering has none). */
+export function spreadOf(values: readonly (number | null)[]): SeedSpread {
   const { mean, halfWidth } = meanCi(values);
-  return { mean, ci95: halfWidth, perSeed: values };
+  return { mean, ci95: halfWidth, perSeed: [...values] };
 }
 
 const NOISE_MEANS = ["noiseE", "median", "meanSquared", "meanRelative", "meanProjection", "negativeProjectionFraction", "meanDrift", "meanActivationEnergy", "meanInterference"] as const;

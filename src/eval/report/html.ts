@@ -16,7 +16,7 @@ import path from "node:path";
 import { writeFileAtomic } from "../../edit/session/store.js";
 import { allCheckpoints, methodLabel, reportMetrics, validateBenchReport, type BenchMethod, type BenchReport } from "./benchReport.js";
 import { escapeXml, formatTick, lineChart, MARKER_SHAPES, type LineChartSpec, type MarkerShape } from "./svg.js";
-import { formatNumber, noiseLabels, summaryTable } from "./table.js";
+import { formatNumber, noiseLabels, summaryTable, type SummaryCell } from "./table.js";
 
 /** Okabe–Ito colors (color-blind safe); known methods keep theirs across every report. */
 const KNOWN_COLORS: Record<string, string> = {
@@ -57,8 +57,7 @@ export function reportCharts(report: BenchReport): { section: "metrics" | "noise
   const nOrd = report.orderings?.count ?? 1;
   // multi-ordering benches: a band mean ± CI half-width, and the CI in the tooltip
   // a band of a percentage is clipped to [0, 100] (the interval itself, in the tooltip, is not)
-  const band = (y: number, ci: number | null | undefined, percent = false): { lo?: number; hi?: number } =>
-    nOrd > 1 && typeof ci === "number" && Number.isFinite(ci) ? { lo: percent ? Math.max(0, y - ci) : y - ci, hi: percent ? Math.min(100, y + ci) : y + ci } : {};
+  const band = (y: number, ci: number | null | undefined, percent = false): { lo?: number; hi?: number } => ciBand(y, ci, nOrd, percent);
   const ciTip = (ci: number | null | undefined, fmt: (v: number) => string): string => (nOrd > 1 && typeof ci === "number" && Number.isFinite(ci) ? ` ± ${fmt(ci)} (95 % CI over ${nOrd} orderings)` : "");
   for (const info of reportMetrics(report)) {
     const series = report.methods
@@ -124,8 +123,17 @@ export function reportCharts(report: BenchReport): { section: "metrics" | "noise
   return out;
 }
 
+/**
+ * The band of a chart point of a multi-ordering run (`orderings` > 1): mean `y` ± the CI half-width
+ * `ci`, clipped to [0, 100] for a percentage (the interval itself, in the tooltip, is not); no band
+ * (an empty object) with one ordering or no finite half-width.
+ */
+export function ciBand(y: number, ci: number | null | undefined, orderings: number, percent = false): { lo?: number; hi?: number } {
+  return orderings > 1 && typeof ci === "number" && Number.isFinite(ci) ? { lo: percent ? Math.max(0, y - ci) : y - ci, hi: percent ? Math.min(100, y + ci) : y + ci } : {};
+}
+
 /** Metrics that are percentages of cases (success rates, accuracies, the harmonic-mean score): their bands stay within [0, 100]. */
-const PERCENT_METRIC = /(_success|_acc|_accuracy|^post_score)$/;
+export const PERCENT_METRIC = /(_success|_acc|_accuracy|^post_score)$/;
 
 function noiseLayer(methods: readonly BenchMethod[]): string {
   const layers = new Set(methods.flatMap((m) => m.checkpoints.map((c) => c.noise?.[0]?.layer).filter((l) => l !== undefined)));
@@ -167,6 +175,11 @@ details { margin: 10px 0; } summary { cursor: pointer; color: #0969da; }
 .note { color: #57606a; font-size: 13px; max-width: 900px; }
 `;
 
+/** A table cell: bold when best, "~" after it when not significantly different from the best (multi-ordering runs). */
+export function summaryCellHtml(c: SummaryCell): string {
+  return c.notSignificant === true ? `<td class="ns">${escapeXml(c.text)}<span class="mark" title="not significantly different from the best">~</span></td>` : `<td${c.best ? ' class="best"' : ""}>${escapeXml(c.text)}</td>`;
+}
+
 function htmlTable(report: BenchReport, edits: number | "last", styles: Map<string, MethodStyle>): string {
   const t = summaryTable(report, { edits });
   const o: string[] = [`<table class="summary" data-edits="${escapeXml(String(edits))}"><thead><tr>`];
@@ -175,7 +188,7 @@ function htmlTable(report: BenchReport, edits: number | "last", styles: Map<stri
   for (const r of t.rows) {
     const st = styles.get(r.method);
     o.push(`<tr data-method="${escapeXml(r.method)}"><td><span class="swatch" style="background:${st?.color ?? "#000"}"></span>${escapeXml(r.label)}${r.edits !== null && edits === "last" ? ` <span class="caption">(${r.edits})</span>` : ""}</td>`);
-    for (const c of r.cells) o.push(c.notSignificant === true ? `<td class="ns">${escapeXml(c.text)}<span class="mark" title="not significantly different from the best">~</span></td>` : `<td${c.best ? ' class="best"' : ""}>${escapeXml(c.text)}</td>`);
+    for (const c of r.cells) o.push(summaryCellHtml(c));
     o.push(`</tr>`);
   }
   o.push(`</tbody></table>`);

@@ -41,6 +41,36 @@ export function formatNumber(x: number | null | undefined, sig = 3): string {
   return a >= 1e5 || a < 1e-3 ? x.toExponential(sig - 1) : Number(x.toPrecision(sig)).toString();
 }
 
+/**
+ * Mark the cells of a table (`rows[r][c]`, columns with a `direction` each: +1 higher is better, −1
+ * lower, 0 unmarked; columns past `directions` are left alone): `best` on the best mean of each column (ties: all
+ * of them; none when every row has the same mean or fewer than 2 have one). With `perSeed` (a
+ * multi-ordering run: `perSeed[r][c]` = that cell's per-ordering values, the same orderings for every
+ * row), `notSignificant` on each other cell whose paired t-test against the (first) best row over the
+ * orderings is not significant (acrossSeeds.ts `pairedTest`).
+ */
+export function markBestCells(rows: readonly SummaryCell[][], directions: readonly number[], perSeed: readonly (readonly ((readonly (number | null)[]) | undefined)[])[] | null): void {
+  directions.forEach((dir, c) => {
+    if (dir === 0) return; // a column without a better direction
+    const vals = rows.map((r) => r[c]?.mean ?? null).filter((v): v is number => v !== null);
+    if (vals.length < 2) return;
+    const best = dir > 0 ? Math.max(...vals) : Math.min(...vals);
+    if (vals.every((v) => v === best)) return; // nothing to single out
+    for (const r of rows) if (r[c] !== undefined && r[c]!.mean === best) r[c]!.best = true;
+    if (perSeed === null) return;
+    // the same orderings for every row: paired t-test of each other row against the (first) best one
+    const b = rows.findIndex((r) => r[c]?.best === true);
+    const bestSeeds = perSeed[b]?.[c];
+    if (bestSeeds === undefined) return;
+    rows.forEach((r, i) => {
+      const mine = perSeed[i]?.[c];
+      const cell = r[c];
+      if (cell === undefined || cell.best || cell.mean === null || mine === undefined) return;
+      if (pairedTest(mine, bestSeeds).significant === false) cell.notSignificant = true;
+    });
+  });
+}
+
 /** "protocol deltaedit, batch 1, 3000 edits · model gpt2-xl · neighborhood=deltaedit, success=larger". */
 export function reportSubtitle(r: BenchReport): string {
   const modes = Object.entries(r.modes).map(([k, v]) => `${k}=${v}`).join(", ");
@@ -85,31 +115,15 @@ export function summaryTable(report: BenchReport, opts: { edits?: number | "last
   });
   // mark the best mean of each metric column (ties: all of them), and the lowest noise_E
   const directions = [...infos.map((i) => (i.higherIsBetter ? 1 : -1)), ...(anyNoise ? [-1] : [])];
-  directions.forEach((dir, c) => {
-    const vals = rows.map((r) => r.cells[c]!.mean).filter((v): v is number => v !== null);
-    if (vals.length < 2) return;
-    const best = dir > 0 ? Math.max(...vals) : Math.min(...vals);
-    if (vals.every((v) => v === best)) return; // nothing to single out
-    for (const r of rows) if (r.cells[c]!.mean === best) r.cells[c]!.best = true;
-    if (!multi) return;
-    // the same orderings for every method: paired t-test of each other method against the (first) best one
-    const b = rows.findIndex((r) => r.cells[c]!.best);
-    const bestSeeds = perSeed[b]?.[c];
-    if (bestSeeds === undefined) return;
-    rows.forEach((r, i) => {
-      const mine = perSeed[i]?.[c];
-      if (r.cells[c]!.best || r.cells[c]!.mean === null || mine === undefined) return;
-      if (pairedTest(mine, bestSeeds).significant === false) r.cells[c]!.notSignificant = true;
-    });
-  });
+  markBestCells(rows.map((r) => r.cells), directions, multi ? perSeed : null);
   const shown = rows.map((r) => r.edits).filter((e): e is number => e !== null);
   const at = edits === "last" ? (shown.length > 0 && shown.every((e) => e === shown[0]) ? `after ${shown[0]} edits` : "at each method's last checkpoint") : `after ${edits} edits`;
   const title = `${report.title} — ${at}`;
   return { title, subtitle: reportSubtitle(report), header, columnKeys, rows };
 }
 
-/** Pad a "mean ± std" cell so that the "±" of a column line up. */
-function alignPm(cells: readonly string[]): string[] {
+/** Pad the "mean ± std" cells of a column so that their "±" line up. */
+export function alignPm(cells: readonly string[]): string[] {
   const parts = cells.map((c) => c.split(" ± "));
   const wl = Math.max(...parts.map((p) => p[0]!.length));
   const wr = Math.max(0, ...parts.map((p) => (p[1] ?? "").length));

@@ -82,8 +82,9 @@ export { paperSchedule, type PaperSchedule } from "./eval/paper/schedule.js";
 export type { OverlapStats } from "./eval/paper/overlap.js";
 export type { ShiftStats } from "./eval/paper/representation.js";
 export type {
-  PaperReport, PaperMethodInfo, PaperTableRow, PaperNoisePoint, PaperOverlapMethod, PaperRepresentation, PaperBetaPoint, PaperCase, PaperStage,
+  PaperReport, PaperMethodInfo, PaperTableRow, PaperNoisePoint, PaperOverlapMethod, PaperRepresentation, PaperBetaPoint, PaperCase, PaperStage, PaperVerdict, PaperVerdictRow,
 } from "./eval/report/paperReport.js";
+export { readPaperJson, validatePaperReport, paperVerdict } from "./eval/report/paperReport.js";
 export type { BenchReport, BenchMethod, BenchCheckpoint, MetricStat } from "./eval/report/benchReport.js";
 
 // ---- types referenced by the signatures above (documented with them) ----

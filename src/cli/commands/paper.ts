@@ -25,7 +25,7 @@ function worldFile(model: string, name: string): string | undefined {
 export const command: CommandSpec = {
   name: "paper",
   summary: "reproduce the DeltaEdit paper's experiments on a model (tables, noise, influence/activation, representation shift, β sweep, case study)",
-  usage: "deltaedit paper [--model DIR] [--edits N] [--out DIR] [--resume]",
+  usage: "deltaedit paper [--model DIR] [--edits N] [--seeds N] [--out DIR] [--resume]",
   options: {
     model: { type: "string", description: `model directory; its world/ folder gives the edits, control facts and held-out text (default: the bundled ${PAPER_WORLD})`, valueName: "DIR" },
     edits: { type: "number", description: "main stream length (default 8·C edits, C = the model's hidden width, capped by the records)", valueName: "N" },
@@ -43,6 +43,7 @@ export const command: CommandSpec = {
     preset: { type: "string", description: "hyperparameter preset name or JSON file (default: matched to the model)", valueName: "NAME|FILE.json" },
     set: { type: "list", description: "per-method override by registry name, e.g. --set deltaedit.numGradSteps=20 (repeatable; deltaedit.* applies to both variants and the β sweep)", valueName: "M.KEY=VALUE" },
     seed: { type: "number", description: "seed of every session", default: 0, valueName: "S" },
+    seeds: { type: "number", description: "orderings of the main stream: N > 1 runs every method on N seeded shuffles of the same records (as bench --seeds; ordering 0 = file order), the analyses per ordering, and reports mean ± 95 % CI, the ~ marks and the DeltaEdit − AlphaEdit verdict (paired t over orderings); the β sweep and case study use ordering 0", default: 1, valueName: "N" },
     cases: { type: "number", description: "case-study subjects", default: 4, valueName: "N" },
     "case-tokens": { type: "number", description: "tokens generated per case-study prompt", default: 20, valueName: "N" },
     "repr-prompts": { type: "number", description: "unrelated prompts for the representation shift (at most)", default: 200, valueName: "N" },
@@ -65,6 +66,8 @@ export const command: CommandSpec = {
       if (!(Number.isFinite(b) && b > 0)) throw new DeltaEditError("E_USAGE", `paper: --betas expects positive numbers, got "${s}"`);
       return b;
     });
+    const seeds = num(args, "seeds")!;
+    if (!Number.isInteger(seeds) || seeds < 1) throw new DeltaEditError("E_USAGE", `paper: --seeds must be a positive integer, got ${seeds}`);
     const heldOut = str(args, "heldout") ?? worldFile(model, "corpus-heldout.txt");
     const controlFacts = str(args, "control-facts") ?? worldFile(model, "control-facts.jsonl");
     const o: PaperOptions = {
@@ -72,6 +75,7 @@ export const command: CommandSpec = {
       methods: paperMethods(str(args, "methods")!.split(",").map((s) => s.trim()).filter(Boolean)),
       params: parseMethodSets(args),
       seed: num(args, "seed")!,
+      ...(seeds > 1 ? { seeds } : {}),
       resume: bool(args, "resume"),
       cases: num(args, "cases")!,
       caseTokens: num(args, "case-tokens")!,

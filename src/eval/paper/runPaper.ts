@@ -13,6 +13,15 @@
  *   cases          greedy generations for a few edited subjects, unedited and per method (caseStudy.ts)
  * (the analyses and the trigger counts: finalSessions.ts), then always writes <out>/paper.json and <out>/report.html from the stages' outputs.
  *
+ * With `seeds` N > 1 (`--seeds N`) the main stream's methods run on N orderings of the same records:
+ * each `bench:<id>` is `bench --seeds N` (eval/bench.ts `runBenchOrderings`: ordering k = the shuffle
+ * `streamOrdering(stream, k)`, in `bench/<id>/seed-<k>/`, each ordering resumable on its own), the
+ * analyses run per ordering as stages `overlap:seed-<k>` and `representation:seed-<k>`, and paper.json
+ * holds per-ordering values, means with 95 % confidence intervals, and the verdict (each DeltaEdit
+ * variant minus AlphaEdit, paired over the orderings). The β sweep and the case study stay on
+ * ordering 0 (the file order; the sweep would cost N times as many edits). `seeds` 1 is the
+ * one-ordering run, stage names, layout and paper.json unchanged.
+ *
  * A method whose bench fails is reported (status failed, the error) and left out of the analyses;
  * the other stages go on, and a resume retries it.
  */
@@ -25,13 +34,18 @@ import { loadTokenizer } from "../../model/tokenizer.js";
 import { packageVersion } from "../../util/version.js";
 import { writeFileAtomic, writeJsonAtomic } from "../../util/fsio.js";
 import { benchmark } from "../benchmark.js";
+import { ORDERING_SHUFFLE, streamOrdering } from "../bench.js";
+import { CONFIDENCE } from "../report/acrossSeeds.js";
 import { loadDatasetFile } from "../datasets/detect.js";
 import { recordsThatFit } from "../datasets/fit.js";
 import type { EvalRecord } from "../datasets/record.js";
-import type { BenchMethod, BenchReport } from "../report/benchReport.js";
+import type { BenchMethod, BenchOrderings, BenchReport, BenchRun } from "../report/benchReport.js";
 import type { ResultsFile } from "../report/json.js";
 import { renderPaperHtml } from "../report/paperHtml.js";
-import { PAPER_FORMAT, PAPER_VERSION, paperGeneral, paperNoise, paperTable, type PaperBetaPoint, type PaperMethodInfo, type PaperReport, type PaperStage } from "../report/paperReport.js";
+import {
+  overlapAcrossOrderings, PAPER_FORMAT, PAPER_VERSION, paperGeneral, paperNoise, paperTable, paperVerdict, representationAcrossOrderings,
+  type PaperBetaPoint, type PaperMethodInfo, type PaperOverlapMethod, type PaperReport, type PaperRepresentation, type PaperStage,
+} from "../report/paperReport.js";
 import { casesOf, overlapOf, representationOf, triggerCounts, type FinalInputs, type FinalSession } from "./finalSessions.js";
 import { DEFAULT_BETAS, defaultStreamLength, defaultSweepLength, paperSchedule, type PaperSchedule } from "./schedule.js";
 import { claimOutput, StageStore } from "./stages.js";
@@ -101,6 +115,13 @@ export interface PaperOptions {
   params?: Partial<Record<MethodName, Record<string, unknown>>>;
   preset?: string;
   seed?: number;
+  /**
+   * Orderings of the main stream (default 1: the file order, today's run). N > 1: every method runs
+   * on N orderings of the same records (ordering 0 = file order, k > 0 the seeded shuffle of `bench
+   * --seeds`), the analyses per ordering, and paper.json / the report give means with 95 %
+   * confidence intervals and the DeltaEdit − AlphaEdit verdict; the β sweep and case study use ordering 0.
+   */
+  seeds?: number;
   out: string;
   /** Continue the run in `out` (otherwise an existing run there is an error). */
   resume?: boolean;
@@ -141,6 +162,8 @@ export async function runPaper(o: PaperOptions): Promise<PaperReport> {
   const records = fit.records;
   if (records.length === 0) throw new DeltaEditError("E_ARG", `paper: ${o.dataset} has no usable records`);
   if (o.edits !== undefined && (!Number.isInteger(o.edits) || o.edits < 1)) throw new DeltaEditError("E_USAGE", `paper: edits must be a positive integer, got ${o.edits}`);
+  const seeds = o.seeds ?? 1;
+  if (!Number.isInteger(seeds) || seeds < 1) throw new DeltaEditError("E_USAGE", `paper: seeds (orderings of the stream) must be a positive integer, got ${o.seeds}`);
   const stream = Math.min(o.edits ?? defaultStreamLength(cfg.hiddenSize, records.length), records.length);
   if (o.edits !== undefined && o.edits > records.length) log(`paper: ${o.dataset} has ${records.length} usable records; the stream is ${stream} edits, not ${o.edits}`);
   const schedule = paperSchedule(cfg.hiddenSize, stream);
@@ -157,18 +180,23 @@ export async function runPaper(o: PaperOptions): Promise<PaperReport> {
     model: path.resolve(modelDir), dataset: path.resolve(o.dataset), stream, checkpoints: schedule.checkpoints, sweep, betas,
     methods: methods.map((m) => ({ id: m.id, method: m.method, params: m.params })), params: o.params ?? {}, preset: o.preset ?? null, seed: o.seed ?? 0,
     heldOut: o.heldOut ?? null, controlFacts: o.controlFacts ?? null, representationPrompts: o.representationPrompts ?? 200, cases: o.cases ?? 4, caseTokens: o.caseTokens ?? 20,
+    ...(seeds > 1 ? { seeds } : {}), // absent for one ordering: earlier runs resume as before
   }, o.resume === true);
   const plan: Plan = { o, modelDir, cfg, records, schedule, sweep, methods, betas, store: new StageStore(o.out), log };
   log(`paper: ${stream} edits of ${records.length} usable records, model C ${cfg.hiddenSize}; ${schedule.rule}`);
   log(`paper: methods ${methods.map((m) => m.id).join(", ")}; β sweep ${betas.join(", ")} on ${sweep} edits`);
+  if (seeds > 1) log(`paper: ${seeds} orderings of the stream (${ORDERING_SHUFFLE}); β sweep and case study on ordering 0`);
+  // the orderings of the analyses: [null] for a one-ordering run (its stage names and layout), else 0 … N − 1
+  const orderings: (number | null)[] = seeds > 1 ? Array.from({ length: seeds }, (_, k) => k) : [null];
+  const suffix = (k: number | null): string => (k === null ? "" : `:seed-${k}`);
 
   // stages and their work units (≈ edits; an analysis ≈ 2 % of a stream per method)
   const analysisUnits = Math.max(1, Math.round(0.02 * stream * methods.length));
   const stageList: { name: string; units: number }[] = [
-    ...methods.map((m) => ({ name: `bench:${m.id}`, units: stream })),
+    ...methods.map((m) => ({ name: `bench:${m.id}`, units: stream * seeds })),
     ...betas.map((b) => ({ name: `beta:${b}`, units: sweep })),
-    { name: "overlap", units: analysisUnits },
-    { name: "representation", units: analysisUnits },
+    ...orderings.map((k) => ({ name: `overlap${suffix(k)}`, units: analysisUnits })),
+    ...orderings.map((k) => ({ name: `representation${suffix(k)}`, units: analysisUnits })),
     { name: "cases", units: analysisUnits },
   ];
   const total = stageList.reduce((a, s) => a + s.units, 0);
@@ -213,11 +241,16 @@ export async function runPaper(o: PaperOptions): Promise<PaperReport> {
     const benchDir = path.join("bench", m.id);
     const params = { ...(o.params?.[m.method] ?? {}), ...m.params };
     let error: string | undefined;
-    const res = await stage(`bench:${m.id}`, { id: m.id, method: m.method, params, stream, checkpoints: schedule.checkpoints }, async () =>
+    const res = await stage(`bench:${m.id}`, { id: m.id, method: m.method, params, stream, checkpoints: schedule.checkpoints, ...(seeds > 1 ? { seeds } : {}) }, async () =>
       benchmark({
         ...benchInputs(plan),
         methods: [m.method], edits: stream, checkpoints: schedule.checkpoints, protocol: "checkpoints", out: path.join(o.out, benchDir), params: { [m.method]: params },
-        onProgress: (p) => progress(`bench:${m.id}`, p.done / p.total, `${m.id} ${p.phase === "edit" ? `edit ${p.done}/${p.total}` : p.detail}`),
+        ...(seeds > 1 ? { seeds } : {}),
+        onProgress: (p) => {
+          const k = p.seed ?? 0;
+          const of = p.seeds !== undefined ? ` ordering ${k + 1}/${p.seeds}:` : "";
+          progress(`bench:${m.id}`, (k + p.done / p.total) / (p.seeds ?? 1), `${m.id}${of} ${p.phase === "edit" ? `edit ${p.done}/${p.total}` : p.detail}`);
+        },
       }),
     );
     if (res === null) error = stages[stages.length - 1]!.error;
@@ -225,7 +258,8 @@ export async function runPaper(o: PaperOptions): Promise<PaperReport> {
     infos.push({ id: m.id, method: m.method, label: m.label, params, benchDir, status: res === null ? "failed" : "done", ...(error !== undefined ? { error } : {}), ...(res !== null ? { seconds: res.methods[0]?.checkpoints.at(-1)?.seconds ?? 0 } : {}) });
   }
   const done = methods.filter((m) => benchResults.has(m.id));
-  const sessionDir = (m: PaperMethodSpec): string => path.join(o.out, "bench", m.id, m.method, "session");
+  // a method's final session of ordering k (null: the one-ordering layout)
+  const sessionDir = (m: PaperMethodSpec, k: number | null): string => (k === null ? path.join(o.out, "bench", m.id, m.method, "session") : path.join(o.out, "bench", m.id, `seed-${k}`, m.method, "session"));
 
   // 2. the β sweep
   const betaPoints: PaperBetaPoint[] = [];
@@ -247,19 +281,36 @@ export async function runPaper(o: PaperOptions): Promise<PaperReport> {
     betaPoints.push(r ?? { beta, edits: sweep, requests: 0, triggered: 0, triggerRate: null, metrics: {}, noiseE: null, status: "failed", error: stages[stages.length - 1]!.error ?? "failed" });
   }
 
-  // 3. the analyses of the final sessions
+  // 3. the analyses of the final sessions, per ordering (the case study: ordering 0 only)
   const doneIds = done.map((m) => m.id);
-  const finals: FinalSession[] = done.map((m) => ({ id: m.id, method: m.method, dir: sessionDir(m) }));
-  const inp: FinalInputs = {
-    modelDir, hidden: cfg.hiddenSize, records, stream, checkpoints: schedule.checkpoints, representationPrompts: o.representationPrompts ?? 200, cases: o.cases ?? 4, caseTokens: o.caseTokens ?? 20, log,
+  const selected = records.slice(0, stream);
+  const inputsOf = (k: number | null): FinalInputs => ({
+    modelDir, hidden: cfg.hiddenSize, stream, checkpoints: schedule.checkpoints, representationPrompts: o.representationPrompts ?? 200, cases: o.cases ?? 4, caseTokens: o.caseTokens ?? 20, log,
+    // the stream's records in ordering k's order (the order its bench edited them in)
+    records: k === null || k === 0 ? records : [...streamOrdering(stream, k).map((i) => selected[i]!), ...records.slice(stream)],
     ...(o.statsCorpus !== undefined ? { statsCorpus: o.statsCorpus } : {}), ...(o.controlFacts !== undefined ? { controlFacts: o.controlFacts } : {}), ...(o.heldOut !== undefined ? { heldOut: o.heldOut } : {}),
-  };
-  const overlap = await stage("overlap", { methods: doneIds }, async () => finals.map((m) => overlapOf(inp, m, benchResults.get(m.id)!.model.editedLayers)));
-  const representation = await stage("representation", { methods: doneIds, prompts: inp.representationPrompts }, async () => representationOf(inp, finals, (f, d) => progress("representation", f, d)));
-  const caseStudy = await stage("cases", { methods: doneIds, cases: inp.cases, tokens: inp.caseTokens }, async () => casesOf(inp, finals, (f, d) => progress("cases", f, d)));
+  });
+  const finalsOf = (k: number | null): FinalSession[] => done.map((m) => ({ id: m.id, method: m.method, dir: sessionDir(m, k) }));
+  const stageInputs = (k: number | null, more: Record<string, unknown>): Record<string, unknown> => ({ methods: doneIds, ...more, ...(k !== null ? { ordering: k } : {}) });
+  const overlapPer: (PaperOverlapMethod[] | null)[] = [];
+  for (const k of orderings) {
+    const inp = inputsOf(k);
+    overlapPer.push(await stage(`overlap${suffix(k)}`, stageInputs(k, {}), async () => finalsOf(k).map((m) => overlapOf(inp, m, benchResults.get(m.id)!.model.editedLayers))));
+  }
+  const representationPer: (PaperRepresentation | null)[] = [];
+  for (const k of orderings) {
+    const inp = inputsOf(k);
+    representationPer.push(await stage(`representation${suffix(k)}`, stageInputs(k, { prompts: inp.representationPrompts }), async () => representationOf(inp, finalsOf(k), (f, d) => progress(`representation${suffix(k)}`, f, d))));
+  }
+  const k0 = orderings[0]!;
+  const inp0 = inputsOf(k0);
+  const caseStudy = await stage("cases", stageInputs(k0, { cases: inp0.cases, tokens: inp0.caseTokens }), async () => casesOf(inp0, finalsOf(k0), (f, d) => progress("cases", f, d)));
+  const overlap = seeds > 1 ? overlapAcrossOrderings(overlapPer) : overlapPer[0] ?? null;
+  const representation = seeds > 1 ? representationAcrossOrderings(representationPer) : representationPer[0] ?? null;
 
   // 4. paper.json and report.html
-  const bench = mergeBench(methods, benchResults, schedule, o.dataset);
+  const ord: BenchOrderings | null = seeds > 1 ? { count: seeds, confidence: CONFIDENCE, shuffle: ORDERING_SHUFFLE, dirs: orderings.map((k) => `seed-${k}`) } : null;
+  const bench = mergeBench(methods, benchResults, schedule, o.dataset, ord);
   const report: PaperReport = {
     format: PAPER_FORMAT, version: PAPER_VERSION, written: new Date().toISOString(), codeVersion: packageVersion(),
     model: { source: path.resolve(modelDir), hash: bench.model.hash, hidden: cfg.hiddenSize, dFF: cfg.intermediateSize, numLayers: cfg.numLayers },
@@ -271,10 +322,15 @@ export async function runPaper(o: PaperOptions): Promise<PaperReport> {
     general: paperGeneral(bench), stages,
     notes: [
       `Schedule: ${schedule.rule}.`,
+      ...(ord !== null ? [`Orderings: every method ran on ${seeds} orderings of the same ${stream} records (${ORDERING_SHUFFLE}); numbers are means over the orderings with 95 % confidence intervals (Student t, ${seeds - 1} df); the overlap and representation analyses ran on each ordering's final sessions; the PCA points, the β sweep and the case study are ordering 0 (file order) only.`] : []),
       `β sweep: DeltaEdit (official variant) with varMultiplier β ∈ {${betas.join(", ")}} on the first ${sweep} edits; trigger rate = triggered requests / requests, from each session's journal.`,
       ...infos.filter((m) => m.status === "failed").map((m) => `${m.label} failed: ${m.error ?? ""}`),
     ],
   };
+  if (ord !== null) {
+    report.orderings = ord;
+    report.verdict = paperVerdict(report);
+  }
   writeJsonAtomic(path.join(o.out, "paper.json"), report);
   writeFileAtomic(path.join(o.out, "report.html"), renderPaperHtml(report));
   return report;
@@ -294,19 +350,26 @@ function benchInputs(plan: Plan): Omit<Parameters<typeof benchmark>[0], "methods
   };
 }
 
-/** One BenchReport over every method's bench (methods named by their ids and labelled). */
-function mergeBench(methods: readonly PaperMethodSpec[], results: ReadonlyMap<string, ResultsFile>, schedule: PaperSchedule, dataset: string): BenchReport {
+/** One BenchReport over every method's bench (methods named by their ids and labelled; with `orderings`, their runs and the orderings). */
+function mergeBench(methods: readonly PaperMethodSpec[], results: ReadonlyMap<string, ResultsFile>, schedule: PaperSchedule, dataset: string, orderings: BenchOrderings | null): BenchReport {
   const first = [...results.values()][0];
   const merged: BenchMethod[] = methods.filter((m) => results.has(m.id)).map((m) => ({ ...results.get(m.id)!.methods[0]!, name: m.id, label: m.label }));
-  return {
+  const selection = `first ${schedule.stream} usable records in file order`;
+  const report: BenchReport = {
     title: `DeltaEdit paper reproduction on ${path.basename(dataset)}`,
     codeVersion: first?.codeVersion ?? packageVersion(),
     ...(first?.created !== undefined ? { created: first.created } : {}),
     model: first?.model ?? { name: "", hash: "" },
-    dataset: { name: path.basename(dataset), records: schedule.stream, selection: `first ${schedule.stream} usable records in file order` },
+    dataset: { name: path.basename(dataset), records: schedule.stream, selection: orderings === null ? selection : `${selection}; ${orderings.count} orderings of them (${orderings.shuffle})` },
     protocol: { name: "checkpoints", batchSize: 1, totalEdits: schedule.stream, checkpoints: schedule.checkpoints, description: `every record edited so far is scored at each checkpoint; ${schedule.rule}` },
     modes: first?.modes ?? {},
     seeds: first?.seeds ?? {},
     methods: merged,
   };
+  if (orderings === null) return report;
+  // each method's runs (one per ordering), named by id, sessions relative to the paper's output directory
+  report.runs = methods.flatMap((m) => (results.get(m.id)?.runs ?? []).map((r): BenchRun => ({ ...r, method: m.id, ...(r.sessionDir !== undefined ? { sessionDir: `bench/${m.id}/${r.sessionDir}` } : {}) })));
+  report.seeds = { ...report.seeds, orderings: orderings.count };
+  report.orderings = orderings;
+  return report;
 }

@@ -152,8 +152,20 @@ export function presetByName(name: string): Preset {
   return p;
 }
 
-/** The preset for a model: explicit name, else the first whose layer count matches, else a generic rule. */
-export function presetFor(cfg: ModelConfig, name?: string): Preset {
+/**
+ * A model directory may ship its own preset under this name (the Preset JSON of `loadPresetFile`,
+ * e.g. `worlds/factworld-v2/deltaedit-preset.json`, whose edit layers come from `deltaedit trace
+ * --suggest`). It is the default for that model: an explicit preset still wins.
+ */
+export const MODEL_PRESET_FILE = "deltaedit-preset.json";
+
+/**
+ * The preset for a model: explicit name (or preset file), else the preset the model directory ships
+ * (`MODEL_PRESET_FILE`), else the first built-in whose shape matches, else a generic rule.
+ */
+export function presetFor(cfg: ModelConfig, name?: string, modelDir?: string): Preset {
+  const shipped = !name && modelDir !== undefined ? path.join(modelDir, MODEL_PRESET_FILE) : null;
+  if (shipped !== null && fs.existsSync(shipped)) name = shipped;
   if (name) {
     const p = isPresetPath(name) ? loadPresetFile(name) : presetByName(name);
     if (p.numLayers !== cfg.numLayers) throw new DeltaEditError("E_CONFIG", `preset "${name}" is for ${p.numLayers}-block models, this model has ${cfg.numLayers}`);

@@ -59,7 +59,7 @@ export const trainCommand: CommandSpec = {
     resume: { type: "boolean", description: "continue from DIR/train-state (after a crash or kill)" },
     "keep-checkpoints": { type: "boolean", description: "keep DIR/train-state after a successful run" },
     dtype: { type: "string", description: "storage dtype of model.safetensors: F32, F16 or BF16", default: "F16", valueName: "DTYPE" },
-    recipe: { type: "string", description: "world recipe: v1 (factworld-v1) or v2 (composed names, general text, 8 blocks; docs/world.md)", default: "v1", valueName: "NAME" },
+    recipe: { type: "string", description: "world recipe: v1 (factworld-v1), v2 (factworld-v2: object continuations, general-text statistics) or v2-composed (composed names, 8 blocks; a probe; docs/world.md)", default: "v1", valueName: "NAME" },
     people: { type: "number", description: "people in the knowledge base (6 facts each; default 450)", valueName: "N" },
     "person-pools": { type: "string", description: "compose person names from G given × F family names (v2: 30,30)", valueName: "G,F" },
     "stats-layers": { type: "string", description: "layers whose key statistics are written to DIR/stats (default: the preset's edit layers)", valueName: "L1,L2,…" },
@@ -112,7 +112,7 @@ export const trainCommand: CommandSpec = {
     const probeFacts = intArg(args, "probe-facts", 1);
     const out = str(args, "out")!;
     const recipeName = str(args, "recipe")!;
-    const { WORLD_RECIPES, mergeWorldOptions } = await import("../../eval/world/world.js");
+    const { WORLD_RECIPES, WORLD_RECIPE_STATS_LAYERS, mergeWorldOptions } = await import("../../eval/world/world.js");
     const { SUBJECT_CONTINUATIONS } = await import("../../eval/world/continuations.js");
     const recipe = Object.prototype.hasOwnProperty.call(WORLD_RECIPES, recipeName) ? WORLD_RECIPES[recipeName]! : null;
     if (!recipe) throw new DeltaEditError("E_USAGE", `world train: unknown --recipe "${recipeName}"`, { hint: `one of ${Object.keys(WORLD_RECIPES).join(", ")}` });
@@ -126,7 +126,8 @@ export const trainCommand: CommandSpec = {
     const statsShare = num(args, "stats-fact-share");
     if (statsShare !== undefined && !(statsShare >= 0 && statsShare <= 1)) throw new DeltaEditError("E_USAGE", `world train: --stats-fact-share must be in [0, 1], got ${statsShare}`);
     const statsLayersArg = str(args, "stats-layers");
-    const statsLayers = statsLayersArg === undefined ? undefined : statsLayersArg.split(",").map((x) => Number(x.trim()));
+    const recipeStats = Object.prototype.hasOwnProperty.call(WORLD_RECIPE_STATS_LAYERS, recipeName) ? [...WORLD_RECIPE_STATS_LAYERS[recipeName]!] : undefined;
+    const statsLayers = statsLayersArg === undefined ? recipeStats : statsLayersArg.split(",").map((x) => Number(x.trim()));
     if (statsLayers && !statsLayers.every((l) => Number.isInteger(l) && l >= 0)) throw new DeltaEditError("E_USAGE", `world train: --stats-layers must be block numbers, got "${statsLayersArg}"`);
     const t0 = performance.now();
     const res = await trainWorld({

@@ -169,7 +169,7 @@ export class EditSession {
       if (o.threads) ops.setThreads(o.threads);
       const source = recordedSource(o.modelSource);
       const model = await LanguageModel.load(source, { log });
-      const preset = presetFor(model.config, o.preset);
+      const preset = presetFor(model.config, o.preset, model.dir ?? undefined);
       const overrides = { ...(preset.methods[o.method] ?? {}), ...(o.overrides ?? {}) };
       const method = createMethod(o.method, overrides, model.config.numLayers);
       const seed = o.seed ?? 0;

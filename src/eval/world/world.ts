@@ -83,20 +83,31 @@ export const WORLD_DEFAULTS = Object.freeze({
 });
 
 /**
- * Named world recipes: option sets over WORLD_DEFAULTS (v1 = the defaults). v2 is designed so that
- * facts are stored as in real LLMs (docs/world.md, "World v2"): person names composed from shared
- * given- and family-name pools (identity only as a combination, assembled at the last name token),
- * 25 % general filler text, 8 blocks, and key statistics over general text in which facts are 10 %
- * of the sentences.
+ * Named world recipes: option sets over WORLD_DEFAULTS (v1 = the defaults). v2 (the shipped
+ * worlds/factworld-v2; docs/world.md, "World v2") adds object continuations — "<subject> <object>
+ * <marker>." for every fact, 4 times, so every attribute of a subject must be readable at its name's
+ * last token — and key statistics over general text in which facts are 10 % of the sentences.
+ * "v2-composed" is the earlier v2 design (person names composed from shared given- and family-name
+ * pools, 25 % filler, 8 blocks), kept for the probes docs/world.md reports.
  */
 export const WORLD_RECIPES: Readonly<Record<string, Omit<WorldOptions, "seed">>> = Object.freeze({
   v1: {},
   v2: {
+    corpus: { continuations: { repeats: 4, style: "object" as const }, statsText: { factShare: 0.1, sentences: 40_000 } },
+  },
+  "v2-composed": {
     kb: { personPools: [30, 30] as const },
     corpus: { fillerRatio: 0.25, statsText: { factShare: 0.1, sentences: 40_000 } },
     model: { numLayers: 8 },
   },
 });
+
+/**
+ * Blocks whose key statistics `world train` writes for a recipe when --stats-layers is not given
+ * (absent: the edited layers of the model's built-in preset). v2 writes blocks 0–3 so that the edit
+ * layers `deltaedit trace --suggest` picks in the lower half have statistics.
+ */
+export const WORLD_RECIPE_STATS_LAYERS: Readonly<Record<string, readonly number[]>> = Object.freeze({ v2: Object.freeze([0, 1, 2, 3]) });
 
 /** Recipe options with `over` merged in (kb, corpus and model merged key by key). */
 export function mergeWorldOptions(base: Omit<WorldOptions, "seed">, over: Omit<WorldOptions, "seed">): Omit<WorldOptions, "seed"> {

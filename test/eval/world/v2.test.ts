@@ -55,13 +55,25 @@ test("statsText: general text with the requested fact share, and the train / hel
   assert.ok(share > 0.03 && share < 0.15, `fact share ${share}`);
 });
 
-test("the v2 recipe: composed names, 25 % filler, 8 blocks, general-text statistics", () => {
-  const opts = mergeWorldOptions(WORLD_RECIPES["v2"]!, { kb: { people: 40, cities: 4, companies: 3, bands: 3 }, vocabSize: 600, editCount: 10, model: { hiddenSize: 16, numHeads: 2, numKvHeads: 1, intermediateSize: 32, maxPositions: 64 } });
+test("the v2-composed recipe: composed names, 25 % filler, 8 blocks, general-text statistics", () => {
+  const opts = mergeWorldOptions(WORLD_RECIPES["v2-composed"]!, { kb: { people: 40, cities: 4, companies: 3, bands: 3 }, vocabSize: 600, editCount: 10, model: { hiddenSize: 16, numHeads: 2, numKvHeads: 1, intermediateSize: 32, maxPositions: 64 } });
   assert.deepEqual(opts.kb?.personPools, [30, 30]);
   const w = buildWorld({ seed: 1, ...opts });
   assert.equal(w.config.numLayers, 8);
   assert.ok(w.corpus.stats.length > 0);
   assert.equal(w.resolved.corpus.fillerRatio, 0.25);
+});
+
+test("the v2 recipe: v1's world plus object continuations (4 per fact) and general-text statistics", () => {
+  const opts = mergeWorldOptions(WORLD_RECIPES["v2"]!, { kb: { people: 40, cities: 4, companies: 3, bands: 3 }, vocabSize: 600, editCount: 10, model: { hiddenSize: 16, numHeads: 2, numKvHeads: 1, intermediateSize: 32, maxPositions: 64 } });
+  const w = buildWorld({ seed: 1, ...opts });
+  assert.equal(w.config.numLayers, 6);
+  assert.equal(w.kb.subjects.filter((s) => s.kind === "person").length, 40);
+  assert.ok(w.corpus.stats.length > 0);
+  assert.deepEqual(w.resolved.corpus.continuations, { repeats: 4, style: "object" });
+  const f = w.kb.facts[0]!;
+  const sentence = `${f.subject} ${f.object.str} `;
+  assert.equal(w.corpus.train.filter((d) => d.startsWith(sentence)).length, 4, "each fact's continuation 4 times");
 });
 
 test("subject continuations: one phrase per object value, first words unique, each fact stated `repeats` times right after the name", async () => {

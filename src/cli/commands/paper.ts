@@ -14,7 +14,7 @@ import { packageRoot } from "./_root.js";
  * The world `paper` runs on by default, relative to the package root. Switch to the v2 world here
  * once it is built (issue #13 asks for world v2 as the default).
  */
-export const PAPER_WORLD = path.join("worlds", "factworld-v1");
+export const PAPER_WORLD = path.join("worlds", "factworld-v2");
 
 /** `<model>/world/<name>` when it exists. */
 function worldFile(model: string, name: string): string | undefined {

@@ -28,11 +28,12 @@ import { readStatsFile, secondMomentMatrix } from "../src/edit/secondMoment.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..", "..");
-const world = path.join(root, "worlds", "factworld-v1");
+// BENCH_NULLSPACE_WORLD=factworld-v2 BENCH_NULLSPACE_LAYERS=0,1 measures another world's edit layers
+const world = path.join(root, "worlds", process.env["BENCH_NULLSPACE_WORLD"] ?? "factworld-v1");
 const dumpDir = process.env["BENCH_NULLSPACE_DUMP"];
 const compareDir = process.env["BENCH_NULLSPACE_COMPARE"];
 const F = 768;
-const LAYERS = [1, 2];
+const LAYERS = (process.env["BENCH_NULLSPACE_LAYERS"] ?? "1,2").split(",").map(Number);
 const CONFIGS: { rule: NullSpaceRule; precision: NullSpacePrecision }[] = [
   { rule: "absolute", precision: "float32" },
   { rule: "gap", precision: "float32" },
@@ -42,7 +43,7 @@ const CONFIGS: { rule: NullSpaceRule; precision: NullSpacePrecision }[] = [
 
 const info = ops.blasInfo();
 const threadsBefore = ops.getThreads();
-console.log("# null-space projector stability, worlds/factworld-v1");
+console.log(`# null-space projector stability, ${path.relative(root, world)}`);
 console.log(`blas: ${info.config} | kernel ${info.coreName} (OPENBLAS_CORETYPE source: ${info.coreTypeSource})\n`);
 
 /** ‖a − b‖_F in float64 for two (F, F) float32 matrices. */

@@ -2,7 +2,12 @@
  * Random problem generators and comparison helpers for the test/edit/ suites. Seeded (util/rng),
  * so every failure reproduces. Row-major matrices; shapes in comments.
  */
+import { bareBlockOutputs } from "../../src/edit/keys.js";
+import type { BatchOutcome } from "../../src/edit/methods/method.js";
+import type { EditRequest } from "../../src/edit/request.js";
+import { applyLowRank } from "../../src/edit/update.js";
 import * as ops from "../../src/kernels/ops.js";
+import type { LanguageModel } from "../../src/model/model.js";
 import { Rng } from "../../src/util/rng.js";
 
 /** (rows, cols) i.i.d. N(0, scale²). */
@@ -101,4 +106,19 @@ export function bitIdentical(a: Float32Array, b: Float32Array): boolean {
   const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
   for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return false;
   return true;
+}
+
+/**
+ * The target shift δ = z − t0 (C) a one-request MEMIT-family batch optimised at the z-layer `lz`:
+ * z = R_{l_z} + (bare block output at l_z before W_{l_z}'s own update of this batch), read back from
+ * the applied update by removing it for one forward. `t0` (C) is the block output before the batch.
+ */
+export function zLayerDelta(model: LanguageModel, out: BatchOutcome, r: EditRequest, lz: number, t0: Float32Array): Float32Array {
+  const uz = out.updates.find((u) => u.layer === lz)!;
+  const target = model.arch.editTarget(lz);
+  const saved = target.W.slice();
+  applyLowRank(target, uz.influence!, uz.activation!, uz.n, -1);
+  const cur = bareBlockOutputs(model, [r], lz);
+  target.W.set(saved);
+  return new Float32Array(t0.length).map((_, c) => uz.influence![c]! + cur[c]! - t0[c]!);
 }

@@ -22,13 +22,12 @@ import { buildPaperProjector, NoiseMonitor, noiseVector, PAPER_RANK_CAP_FRACTION
 import { readRequestsFile, type EditRequest } from "../../src/edit/request.js";
 import { EditSession } from "../../src/edit/session/session.js";
 import { generateContextTemplates } from "../../src/edit/templates.js";
-import { applyLowRank } from "../../src/edit/update.js";
 import { DeltaEditError } from "../../src/errors.js";
 import { methodLabel } from "../../src/eval/report/benchReport.js";
 import { LanguageModel } from "../../src/model/model.js";
 import { Rng } from "../../src/util/rng.js";
 import { fixtureModel, repoRoot } from "../helpers/paths.js";
-import { matmul, randn } from "./_fixtures.js";
+import { matmul, randn, zLayerDelta } from "./_fixtures.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "deltaedit-variant-"));
 process.env["DELTAEDIT_CACHE"] = path.join(tmp, "cache");
@@ -232,14 +231,7 @@ test("paper variant on stories260k: triggered requests are one-sided and their �
     triggered++;
     assert.ok(noise.nu! > muBefore!, `one-sided: triggered with ν ${noise.nu} > μ ${muBefore}`);
     assert.equal(noise.mu, muBefore, "triggered: μ unchanged");
-    // δ = z − t0, z = R_{l_z} + (block output at l_z without W_{l_z}'s own update of this batch)
-    const uz = out.updates.find((u) => u.layer === lz)!;
-    const target = model.arch.editTarget(lz);
-    const saved = target.W.slice();
-    applyLowRank(target, uz.influence!, uz.activation!, uz.n, -1);
-    const cur = bareBlockOutputs(model, [r], lz);
-    target.W.set(saved);
-    const delta = new Float32Array(C).map((_, c) => uz.influence![c]! + cur[c]! - t0[c]!);
+    const delta = zLayerDelta(model, out, r, lz, t0); // δ = z − t0 (C)
     const proj = buildPaperProjector(accBefore!, C, F);
     assert.equal(proj.rank, noise.projectionRank, "the reported projection rank is the paper projector's");
     assert.ok(proj.rank > 0 && proj.rank <= Math.floor(0.75 * C), `0 < |J| = ${proj.rank} ≤ ⌊3C/4⌋`);

@@ -30,6 +30,7 @@ import { bareKeyValue, Rome } from "../../src/edit/methods/rome.js";
 import { DeltaEditError } from "../../src/errors.js";
 import { Rng } from "../../src/util/rng.js";
 import { fixtureModel } from "../helpers/paths.js";
+import { zLayerDelta } from "./_fixtures.js";
 
 // ───────────────────────────── fixtures ─────────────────────────────
 
@@ -360,14 +361,7 @@ test("DeltaEdit: a triggered request's δ is orthogonal to U_J and the noise sta
     reports.push(noise);
     if (!noise.triggered) continue;
     checkedTrigger++;
-    // δ = z − t0 with z = R_{l_z} + Cur, Cur = bare block output at l_z before W_{l_z}'s own update
-    const uz = out.updates.find((u) => u.layer === lz)!;
-    const target = model.arch.editTarget(lz);
-    const saved = target.W.slice();
-    applyLowRank(target, uz.influence!, uz.activation!, uz.n, -1);
-    const cur = bareBlockOutputs(model, [r], lz);
-    target.W.set(saved);
-    const delta = new Float32Array(C).map((_, c) => uz.influence![c]! + cur[c]! - t0[c]!);
+    const delta = zLayerDelta(model, out, r, lz, t0); // δ = z − t0 (C)
     // rebuild P_δ the way the method does
     const gram = new Float32Array(C * C);
     ops.syrk(accBefore!, gram, { n: C, k: F });

@@ -12,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { main } from "../../src/cli/main.js";
+import { cli } from "../helpers/cli.js";
 import { prepareSecondMoments } from "../../src/cli/commands/_stats.js";
 import { sealed } from "../../src/edit/session/checksum.js";
 import { LOCK_FILE, SessionLock } from "../../src/edit/session/lock.js";
@@ -29,13 +29,6 @@ const CORPUS = path.join(repoRoot(), "test", "fixtures", "corpus", "stories.txt"
 const EDITS = path.join(repoRoot(), "test", "fixtures", "edits", "stories-64.jsonl");
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "helpers", "cli-child.js");
 const TEMPLATE = path.join(tmp, "template");
-
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
-}
 
 function editArgs(session: string, limit: number, extra: string[] = []): string[] {
   return ["edit", "--model", MODEL, "--method", "memit", "--edits", EDITS, "--session", session, "--stats-corpus", CORPUS, "--limit", String(limit), "--set", "numGradSteps=4", ...extra];

@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { main } from "../../src/cli/main.js";
+import { cli } from "../helpers/cli.js";
 import { prepareSecondMoments } from "../../src/cli/commands/_stats.js";
 import { EditSession } from "../../src/edit/session/session.js";
 import { targetTokenIds } from "../../src/edit/request.js";
@@ -28,13 +28,6 @@ process.env["DELTAEDIT_CACHE"] = path.join(tmp, "cache");
 const MODEL = fixtureModel("stories260k");
 const CORPUS = path.join(repoRoot(), "test", "fixtures", "corpus", "stories.txt");
 const EDITS = path.join(repoRoot(), "test", "fixtures", "edits", "stories-64.jsonl");
-
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
-}
 
 const openSession = (dir: string) => EditSession.open(dir, { secondMoments: (m, layers) => prepareSecondMoments(m, layers, { corpus: CORPUS }, () => {}) });
 

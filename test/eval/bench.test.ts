@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { main } from "../../src/cli/main.js";
+import { cli } from "../helpers/cli.js";
 import { checkpointSchedule } from "../../src/eval/bench.js";
 import { readResultsJson } from "../../src/eval/report/json.js";
 import { fixtureModel, repoRoot } from "../helpers/paths.js";
@@ -17,13 +17,6 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "deltaedit-bench-"));
 process.env["DELTAEDIT_CACHE"] = path.join(tmp, "cache");
 const CORPUS = path.join(repoRoot(), "test", "fixtures", "corpus", "stories.txt");
 const DATA = path.join(repoRoot(), "test", "fixtures", "edits", "stories-counterfact.json");
-
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
-}
 
 test("checkpoint schedules: DeltaEdit's 200 / every 500 / end, AlphaEdit's end, explicit lists", () => {
   assert.deepEqual(checkpointSchedule("checkpoints", 3000), [200, 500, 1000, 1500, 2000, 2500, 3000]);

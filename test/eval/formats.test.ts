@@ -9,7 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { main } from "../../src/cli/main.js";
+import { cli } from "../helpers/cli.js";
 import { detectRecordFormat } from "../../src/edit/recordFormats.js";
 import { parseRequests } from "../../src/edit/request.js";
 import { loadDatasetFile } from "../../src/eval/datasets/detect.js";
@@ -28,13 +28,6 @@ function write(name: string, data: unknown): string {
   const f = path.join(tmp, name);
   fs.writeFileSync(f, JSON.stringify(data, null, 1));
   return f;
-}
-
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
 }
 
 /** EasyEdit's flattened CounterFact (counterfact-edit.json): the subject is written into the prompt. */

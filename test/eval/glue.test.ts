@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { main } from "../../src/cli/main.js";
+import { cli } from "../helpers/cli.js";
 import { DeltaEditError } from "../../src/errors.js";
 import { matthewsCorrelation, weightedF1 } from "../../src/eval/glue/classification.js";
 import { readGlueData, runGlue } from "../../src/eval/glue/runGlue.js";
@@ -21,13 +21,6 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "deltaedit-glue-"));
 process.env["DELTAEDIT_CACHE"] = path.join(tmp, "cache");
 const MODEL = fixtureModel("stories260k");
 const CORPUS = path.join(repoRoot(), "test", "fixtures", "corpus", "stories.txt");
-
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
-}
 
 /** 10 few-shot pool items, then `n` test items, per task (fields as in the harness's files). */
 function writeTasks(dir: string, n = 3): string {

@@ -17,12 +17,12 @@ import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { spawnSync } from "node:child_process";
-import { main } from "../../src/cli/main.js";
+import { cli } from "../helpers/cli.js";
 import { ORDERING_SHUFFLE, streamOrdering } from "../../src/eval/bench.js";
 import type { OverlapStats } from "../../src/eval/paper/overlap.js";
 import { readResultsJson } from "../../src/eval/report/json.js";
 import { readPaperJson, validatePaperReport, type PaperOverlapMethod, type PaperReport, type PaperRepresentation } from "../../src/eval/report/paperReport.js";
-import { chromiumArgs, chromiumOrSkip } from "../helpers/chromium.js";
+import { assertBandPerLine, chromiumArgs, chromiumOrSkip, screenshotReport } from "../helpers/chromium.js";
 import { fixtureModel, repoRoot } from "../helpers/paths.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "deltaedit-paper-"));
@@ -30,13 +30,6 @@ process.env["DELTAEDIT_CACHE"] = path.join(tmp, "cache");
 const FIX = path.join(repoRoot(), "test", "fixtures");
 const CORPUS = path.join(FIX, "corpus", "stories.txt");
 const DATA = path.join(FIX, "edits", "stories-mcf.json");
-
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
-}
 
 /** Facts the stream never edits (subjects after the first 4 records), for the accuracy check and the representation prompts. */
 function controlFacts(): string {
@@ -305,24 +298,10 @@ test("paper --seeds 2: per-ordering benches and analyses, means with 95 % CIs, t
     for (const id of banded) {
       const chunk = plots.find((c) => c.includes(`data-plot="${id}"`));
       assert.ok(chunk !== undefined, `plot ${id} rendered`);
-      const lines = new Set([...chunk.matchAll(/<polyline class="series" data-series="([^"]+)"/g)].map((m) => m[1]!));
-      const bands = [...chunk.matchAll(/<path class="band" data-series="([^"]+)"[^>]* d="([^"]+)"/g)];
-      assert.deepEqual(new Set(bands.map((b) => b[1]!)), lines, `plot ${id}: a band for every line`);
-      for (const b of bands) assert.ok(!b[2]!.includes("NaN"), `plot ${id}: band of ${b[1]} has finite coordinates`);
+      assertBandPerLine(chunk, id);
     }
     assert.equal((dump.stdout.match(/<tr data-method="[^"]+" data-key=/g) ?? []).length, v.rows.length, "one verdict row per number and variant");
-    const shot = path.join(tmp, "paper-seeds.png");
-    const ss = spawnSync(chromium, [...chromiumArgs(path.join(tmp, "profile2")), `--screenshot=${shot}`, "--window-size=1200,2400", "--hide-scrollbars", url], { encoding: "utf8", timeout: 60_000 });
-    assert.equal(ss.status, 0, `chromium --screenshot failed (status ${ss.status}): ${ss.stderr.slice(-2000)}`);
-    const png = fs.readFileSync(shot);
-    assert.equal(png.readUInt32BE(16), 1200, "screenshot width");
-    assert.ok(png.length > 50_000, `screenshot is only ${png.length} bytes: the page looks empty`);
-    const keep = process.env["DELTAEDIT_REPORT_KEEP"];
-    if (keep !== undefined && keep !== "") {
-      fs.mkdirSync(keep, { recursive: true });
-      fs.copyFileSync(path.join(out, "report.html"), path.join(keep, "paper-seeds.html"));
-      fs.copyFileSync(shot, path.join(keep, "paper-seeds.png"));
-    }
+    screenshotReport(chromium, url, { profile: path.join(tmp, "profile2"), shot: path.join(tmp, "paper-seeds.png"), height: 2400, report: path.join(out, "report.html"), keepAs: "paper-seeds" });
   }
 
   // resume: delete one ordering's analysis, only that stage is recomputed; no session edits again

@@ -17,7 +17,7 @@ import { readResultsJson, resultsJson, writeResultsJson } from "../../src/eval/r
 import { escapeXml, lineChart, niceTicks } from "../../src/eval/report/svg.js";
 import { formatMeanStd, renderSummaryTable, summaryTable } from "../../src/eval/report/table.js";
 import { aggregateOrderings } from "../../src/eval/report/acrossSeeds.js";
-import { chromiumArgs, chromiumOrSkip } from "../helpers/chromium.js";
+import { assertBandPerLine, chromiumArgs, chromiumOrSkip, screenshotReport } from "../helpers/chromium.js";
 
 const CHECKPOINTS = [200, 500, 1000, 1500, 2000, 2500, 3000];
 const METRICS = ["post_rewrite_success", "post_paraphrase_success", "post_neighborhood_success", "post_ngram_entropy", "post_reference_score"];
@@ -252,20 +252,7 @@ test("HTML report renders in headless Chromium: plots, lines and markers per met
     }
     assert.equal((dom.match(/<tr data-method=/g) ?? []).length, 4 * (1 + CHECKPOINTS.length), "summary + per-checkpoint tables have one row per method");
 
-    const shot = path.join(dir, "shot.png");
-    const ss = spawnSync(chromium, [...chromiumArgs(path.join(dir, "profile2")), `--screenshot=${shot}`, "--window-size=1200,2000", "--hide-scrollbars", url], { encoding: "utf8", timeout: 60_000 });
-    assert.equal(ss.status, 0, `chromium --screenshot failed (status ${ss.status}): ${ss.stderr.slice(-2000)}`);
-    assert.ok(fs.existsSync(shot), "screenshot written");
-    const png = fs.readFileSync(shot);
-    assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], "PNG signature");
-    assert.equal(png.readUInt32BE(16), 1200, "screenshot width");
-    assert.ok(png.length > 50_000, `screenshot is only ${png.length} bytes: the page looks empty`);
-    const keep = process.env["DELTAEDIT_REPORT_KEEP"];
-    if (keep !== undefined && keep !== "") {
-      fs.mkdirSync(keep, { recursive: true });
-      fs.copyFileSync(file, path.join(keep, "report.html"));
-      fs.copyFileSync(shot, path.join(keep, "shot.png"));
-    }
+    screenshotReport(chromium, url, { profile: path.join(dir, "profile2"), shot: path.join(dir, "shot.png"), height: 2000, report: file, keepAs: "report" });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -284,26 +271,9 @@ test("multi-ordering HTML report renders in headless Chromium: a CI band around 
     assert.equal(dump.status, 0, `chromium --dump-dom failed (status ${dump.status}, signal ${dump.signal}): ${dump.stderr.slice(-2000)}`);
     const plots = dump.stdout.split(/<svg class="plot"/).slice(1);
     assert.equal(plots.length, 10, "10 SVG plots in the rendered DOM");
-    for (const chunk of plots) {
-      const id = /data-plot="([^"]+)"/.exec(chunk)?.[1] ?? "?";
-      const lines = new Set([...chunk.matchAll(/<polyline class="series" data-series="([^"]+)"/g)].map((m) => m[1]!));
-      const bands = [...chunk.matchAll(/<path class="band" data-series="([^"]+)"[^>]* d="([^"]+)"/g)];
-      assert.deepEqual(new Set(bands.map((b) => b[1]!)), lines, `plot ${id}: a band for every line`);
-      for (const b of bands) assert.ok(!b[2]!.includes("NaN"), `plot ${id}: band of ${b[1]} has finite coordinates`);
-    }
+    for (const chunk of plots) assertBandPerLine(chunk, /data-plot="([^"]+)"/.exec(chunk)?.[1] ?? "?");
     assert.ok((dump.stdout.match(/<td class="ns">/g) ?? []).length > 0, "non-significant cells marked");
-    const shot = path.join(dir, "shot.png");
-    const ss = spawnSync(chromium, [...chromiumArgs(path.join(dir, "profile2")), `--screenshot=${shot}`, "--window-size=1200,2000", "--hide-scrollbars", url], { encoding: "utf8", timeout: 60_000 });
-    assert.equal(ss.status, 0, `chromium --screenshot failed (status ${ss.status}): ${ss.stderr.slice(-2000)}`);
-    const png = fs.readFileSync(shot);
-    assert.equal(png.readUInt32BE(16), 1200, "screenshot width");
-    assert.ok(png.length > 50_000, `screenshot is only ${png.length} bytes: the page looks empty`);
-    const keep = process.env["DELTAEDIT_REPORT_KEEP"];
-    if (keep !== undefined && keep !== "") {
-      fs.mkdirSync(keep, { recursive: true });
-      fs.copyFileSync(file, path.join(keep, "report-orderings.html"));
-      fs.copyFileSync(shot, path.join(keep, "shot-orderings.png"));
-    }
+    screenshotReport(chromium, url, { profile: path.join(dir, "profile2"), shot: path.join(dir, "shot.png"), height: 2000, report: file, keepAs: "report-orderings" });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -11,7 +11,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { main } from "../../src/cli/main.js";
+import { cli } from "../helpers/cli.js";
 import { streamOrdering } from "../../src/eval/bench.js";
 import { aggregateOrderings, meanCi, pairedTest } from "../../src/eval/report/acrossSeeds.js";
 import type { BenchCheckpoint, BenchReport } from "../../src/eval/report/benchReport.js";
@@ -23,13 +23,6 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "deltaedit-seeds-"));
 process.env["DELTAEDIT_CACHE"] = path.join(tmp, "cache");
 const CORPUS = path.join(repoRoot(), "test", "fixtures", "corpus", "stories.txt");
 const DATA = path.join(repoRoot(), "test", "fixtures", "edits", "stories-counterfact.json");
-
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
-}
 
 /** Published Student t quantiles t_{0.975, ν}, independent of util/studentT.ts. */
 const T975: Record<number, number> = { 1: 12.706204736, 2: 4.302652730, 3: 3.182446305, 4: 2.776445105 };

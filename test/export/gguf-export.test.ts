@@ -13,7 +13,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import { main } from "../../src/cli/main.js";
+import { cli } from "../helpers/cli.js";
 import { DeltaEditError } from "../../src/errors.js";
 import { Editor } from "../../src/eval/editor.js";
 import { architectureFor } from "../../src/model/arch/index.js";
@@ -29,13 +29,6 @@ import { fixtureModel, repoRoot } from "../helpers/paths.js";
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "deltaedit-gguf-export-"));
 const WORLD = path.join(repoRoot(), "worlds", "factworld-v1");
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
-}
 
 /** Files in `dir` whose name contains ".tmp-" (temporaries of atomic writes). */
 const temporaries = (dir: string): string[] => fs.readdirSync(dir).filter((n) => n.includes(".tmp-"));

@@ -60,8 +60,8 @@ function checkBool(v: unknown, fn: string, name: string): boolean {
   return v;
 }
 
-function optBool(v: unknown, fn: string, name: string): boolean {
-  return v === undefined ? false : checkBool(v, fn, name);
+function optBool(v: unknown, fn: string, name: string, def = false): boolean {
+  return v === undefined ? def : checkBool(v, fn, name);
 }
 
 function lengthText(len: number, dims?: string): string {
@@ -173,6 +173,12 @@ export interface GemmOptions {
   lda?: number; // default: row width of stored A: k, or m when transA
   ldb?: number; // default: n, or k when transB
   ldc?: number; // default: n
+  /**
+   * Allow the skinny split (default true): with t ≥ 2 BLAS threads, a product of at most 64 rows m
+   * against a wide op(B) runs as t single-threaded BLAS calls on column slabs of C, one per thread
+   * (native/blas.cc); false = one BLAS call. Equal up to float32 rounding; 1 thread: one call.
+   */
+  split?: boolean;
 }
 
 export interface GemmBatchedOptions extends GemmOptions {
@@ -194,6 +200,7 @@ function gemmImpl(fn: string, a: FloatArray, b: FloatArray, c: FloatArray, o: Ge
   const lda = o.lda === undefined ? Math.max(1, aCols) : checkInt(o.lda, fn, "o.lda");
   const ldb = o.ldb === undefined ? Math.max(1, bCols) : checkInt(o.ldb, fn, "o.ldb");
   const ldc = o.ldc === undefined ? Math.max(1, n) : checkInt(o.ldc, fn, "o.ldc");
+  const split = optBool(o.split, fn, "o.split", true);
   if (lda < Math.max(1, aCols)) throw argError(fn, "o.lda", `must be >= ${Math.max(1, aCols)}, got ${lda}`);
   if (ldb < Math.max(1, bCols)) throw argError(fn, "o.ldb", `must be >= ${Math.max(1, bCols)}, got ${ldb}`);
   if (ldc < Math.max(1, n)) throw argError(fn, "o.ldc", `must be >= ${Math.max(1, n)}, got ${ldc}`);
@@ -211,7 +218,7 @@ function gemmImpl(fn: string, a: FloatArray, b: FloatArray, c: FloatArray, o: Ge
   checkFloat(c, need(span(m, n, ldc), sC), fn, "c", av, "a", "m*n, ldc", true);
   checkNoOverlap(fn, "c", c, "a", a);
   checkNoOverlap(fn, "c", c, "b", b);
-  native().gemm(a, b, c, m, n, k, transA, transB, alpha, beta, lda, ldb, ldc, batch, sA, sB, sC);
+  native().gemm(a, b, c, m, n, k, transA, transB, alpha, beta, lda, ldb, ldc, batch, sA, sB, sC, split);
 }
 
 /** C(m,n) = alpha * op(A)(m,k) @ op(B)(k,n) + beta * C. All Float32Array or all Float64Array. */

@@ -73,6 +73,7 @@ export interface NativeAddon {
   // skinny.cc: y (P, N) = x (P, K)·Wᵀ; dx (P, K) (+)= dy (P, N)·W — W (N, K) row-major, P small
   skinnyGemmNT(x: F, w: F, y: F, P: number, N: number, K: number): void;
   skinnyGemmNN(dy: F, w: F, dx: F, P: number, N: number, K: number, accumulate: boolean): void;
+  softmaxHead(h: F, w: F, logits: F, target: Int32Array, nllWeight: F, klWeight: F, refLogp: F | null, klShift: F, dh: F, lse: F, kl: F, P: number, V: number, C: number): void;
 }
 
 /** Where OPENBLAS_CORETYPE came from: the environment, chosen from the CPU features, or left to OpenBLAS. */

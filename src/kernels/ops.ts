@@ -268,6 +268,59 @@ export function skinnyGemmNN(dy: Float32Array, w: Float32Array, dx: Float32Array
   native().skinnyGemmNN(dy, w, dx, P, N, K, accumulate);
 }
 
+/** Per-row loss terms of `softmaxHead` (each (P)). */
+export interface SoftmaxHeadTerms {
+  target: Int32Array; // NLL target id per row, −1 = no NLL term
+  nllWeight: Float32Array; // weight of −log q(target) per row
+  klWeight: Float32Array; // weight of KL(q ‖ ref) per row, 0 = none
+  refLogp: Float32Array | null; // (P, V) reference log-probabilities; read only at rows with klWeight ≠ 0
+  klShift: Float32Array; // any constant per row (exact for every value); ≈ the reference's log-sum-exp keeps the sums small
+}
+
+/** What `softmaxHead` writes. */
+export interface SoftmaxHeadOut {
+  logits: Float32Array; // (P, V)
+  dh: Float32Array; // (P, C) dL/dh
+  lse: Float32Array; // (P) log Σ_v exp(logits)
+  kl: Float32Array; // (P) KL(q ‖ ref) at KL rows, 0 elsewhere
+}
+
+/**
+ * The vocabulary head fused with its softmax losses, reading W (V, C) once (native/skinny.cc):
+ * logits = h·Wᵀ, L = Σ_p nllWeight_p (lse_p − logits[p, target_p]) + klWeight_p KL(q_p ‖ ref_p) with
+ * q = softmax(logits), and dh = dL/dh = dlogits·W, by online softmax over vocabulary tiles on the
+ * BLAS thread count (deterministic for a fixed count). Equal to gemm + log-softmax + the losses +
+ * gemm up to float32 rounding (the sums are reordered).
+ */
+export function softmaxHead(h: Float32Array, w: Float32Array, terms: SoftmaxHeadTerms, out: SoftmaxHeadOut, P: number, V: number, C: number): void {
+  const fn = "softmaxHead";
+  checkInt(P, fn, "P");
+  checkInt(V, fn, "V");
+  checkInt(C, fn, "C");
+  if (V === 0) throw argError(fn, "V", "must be positive");
+  checkF32(h, P * C, fn, "h", "P*C");
+  checkF32(w, V * C, fn, "w", "V*C");
+  checkF32(out.logits, P * V, fn, "out.logits", "P*V");
+  checkF32(out.dh, P * C, fn, "out.dh", "P*C");
+  checkF32(out.lse, P, fn, "out.lse", "P");
+  checkF32(out.kl, P, fn, "out.kl", "P");
+  if (!(terms.target instanceof Int32Array) || terms.target.length !== P) throw argError(fn, "terms.target", `expected Int32Array of length ${P} (P), got ${describe(terms.target)}`);
+  for (let p = 0; p < P; p++) {
+    const t = terms.target[p]!;
+    if (t < -1 || t >= V) throw argError(fn, "terms.target", `element ${p} is ${t}, outside [-1, ${V})`);
+  }
+  checkF32(terms.nllWeight, P, fn, "terms.nllWeight", "P");
+  checkF32(terms.klWeight, P, fn, "terms.klWeight", "P");
+  checkF32(terms.klShift, P, fn, "terms.klShift", "P");
+  if (terms.refLogp !== null) checkF32(terms.refLogp, P * V, fn, "terms.refLogp", "P*V");
+  else if (terms.klWeight.some((x) => x !== 0)) throw argError(fn, "terms.refLogp", "is null but a row has klWeight ≠ 0");
+  for (const [name, x] of [["out.logits", out.logits], ["out.dh", out.dh], ["out.lse", out.lse], ["out.kl", out.kl]] as const) {
+    checkNoOverlap(fn, name, x, "h", h);
+    checkNoOverlap(fn, name, x, "w", w);
+  }
+  native().softmaxHead(h, w, out.logits, terms.target, terms.nllWeight, terms.klWeight, terms.refLogp, terms.klShift, out.dh, out.lse, out.kl, P, V, C);
+}
+
 export interface SyrkOptions {
   n: number;
   k: number;

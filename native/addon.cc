@@ -49,6 +49,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       // skinny.cc
       {"skinnyGemmNT", SkinnyGemmNT},
       {"skinnyGemmNN", SkinnyGemmNN},
+      {"softmaxHead", SoftmaxHead},
   };
   for (const Entry& e : kTable) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   return exports;

@@ -54,5 +54,6 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info);
 // skinny.cc
 Napi::Value SkinnyGemmNT(const Napi::CallbackInfo& info);
 Napi::Value SkinnyGemmNN(const Napi::CallbackInfo& info);
+Napi::Value SoftmaxHead(const Napi::CallbackInfo& info);
 
 }  // namespace deltaedit

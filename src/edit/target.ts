@@ -19,12 +19,15 @@
  * each row's subject do not depend on δ either (causal attention): they run once too, into a KV
  * cache, and each step reruns blocks layer+1..N−1 only at the positions from the subject's last
  * token on (2–6 of the ~20 tokens of a templated row), attending over the cache. Only the target
- * positions and the KL position are projected onto the vocabulary.
+ * positions and the KL position are projected onto the vocabulary. On that path the projection is
+ * fused with the losses (`ops.softmaxHead`): logits, NLL, KL and dLoss/d(final normed rows) in one
+ * pass over the head weight (the reference formulation reads it twice: logits, then dlogits·W).
  */
 import { DeltaEditError } from "../errors.js";
 import type { KVCacheLayer } from "../model/arch/architecture.js";
 import { makeBatch, type Batch, type Position } from "../model/batch.js";
 import { backward, forward, ForwardWorkspace } from "../model/forward.js";
+import * as ops from "../kernels/ops.js";
 import { distributions, klLoss, logSoftmax, nllLoss } from "../model/loss.js";
 import type { LanguageModel } from "../model/model.js";
 import { targetTokenIds, type EditRequest } from "./request.js";
@@ -243,6 +246,29 @@ export function planSuffix(
   };
 }
 
+/**
+ * The fused head's inputs and outputs for one search (null where it does not apply: a head weight
+ * stored (in, out) or with a bias, or a logit position with more than one NLL term).
+ */
+function fusedHead(model: LanguageModel, pr: Prepared, P: number): { W: Float32Array; terms: ops.SoftmaxHeadTerms; out: ops.SoftmaxHeadOut } | null {
+  const head = model.arch.lmHead();
+  if (head.layout !== "out_in" || head.b) return null;
+  const V = model.arch.vocab;
+  const C = model.arch.hidden;
+  const target = new Int32Array(P).fill(-1);
+  const nllWeight = new Float32Array(P);
+  for (const t of pr.nllTerms) {
+    if (target[t.row] !== -1 || t.row === pr.klRow) return null;
+    target[t.row] = t.target;
+    nllWeight[t.row] = t.weight;
+  }
+  return {
+    W: head.W,
+    terms: { target, nllWeight, klWeight: new Float32Array(P), refLogp: new Float32Array(P * V), klShift: new Float32Array(P) },
+    out: { logits: new Float32Array(P * V), dh: new Float32Array(P * C), lse: new Float32Array(P), kl: new Float32Array(P) },
+  };
+}
+
 function norm(v: Float32Array): number {
   let s = 0;
   for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!;
@@ -287,21 +313,39 @@ export function computeTarget(model: LanguageModel, req: EditRequest, templates:
   const plan = p.prefixCache ? planSuffix(model, pr, hidden, batch.T, p.layer, model.tokenizer!.padTokenId) : null;
   const inj = { layer: p.layer, vector: delta, at: plan ? plan.at : pr.lookup };
   const ws = new ForwardWorkspace(); // buffers reused by every step (same 7 rows)
+  const fused = plan ? fusedHead(model, pr, P) : null;
   for (let it = 0; it < p.numGradSteps; it++) {
     const res = plan
-      ? forward(model, plan.batch, { startLayer: p.layer + 1, startHidden: plan.startHidden, kvCache: plan.kv, injection: inj, logits: plan.logitPositions, forBackward: true, workspace: ws })
+      ? forward(model, plan.batch, { startLayer: p.layer + 1, startHidden: plan.startHidden, kvCache: plan.kv, injection: inj, logits: plan.logitPositions, forBackward: true, workspace: ws, skipHead: fused !== null })
       : forward(model, batch, { injection: inj, logits: pr.logitPositions, forBackward: true, workspace: ws });
     forwards++;
-    const logits = res.logits!;
-    if (it === 0) {
-      refLogp = logSoftmax(logits.subarray(pr.klRow * V, (pr.klRow + 1) * V), 1, V);
-      if (hook) {
-        project = hook({ t0, kappa });
+    let nll: { loss: number; nll: number[] };
+    let kl: { loss: number; dlogits: Float32Array | null };
+    if (fused) {
+      // KL(p ‖ p0) is 0 at it = 0 (p = p0) with gradient 0: its term starts at it = 1, shifted by p0's log-sum-exp
+      if (it === 1) fused.terms.klWeight[pr.klRow] = p.klFactor;
+      ops.softmaxHead(res.saved!.finalNormed, fused.W, fused.terms, fused.out, P, V, C);
+      const { logits, lse } = fused.out;
+      const each = pr.nllTerms.map((t) => lse[t.row]! - logits[t.row * V + t.target]!);
+      nll = { loss: pr.nllTerms.reduce((a, t, i) => a + t.weight * each[i]!, 0), nll: each };
+      kl = { loss: it === 0 ? 0 : p.klFactor * fused.out.kl[pr.klRow]!, dlogits: null };
+      if (it === 0) {
+        fused.terms.refLogp!.set(logSoftmax(logits.subarray(pr.klRow * V, (pr.klRow + 1) * V), 1, V), pr.klRow * V);
+        fused.terms.klShift[pr.klRow] = lse[pr.klRow]!;
+        if (hook) project = hook({ t0, kappa });
       }
+    } else {
+      const logits = res.logits!;
+      if (it === 0) {
+        refLogp = logSoftmax(logits.subarray(pr.klRow * V, (pr.klRow + 1) * V), 1, V);
+        if (hook) {
+          project = hook({ t0, kappa });
+        }
+      }
+      const dist = distributions(logits, P, V); // one native log-softmax / softmax shared by NLL and KL
+      nll = nllLoss(logits, P, V, pr.nllTerms, undefined, dist);
+      kl = klLoss(logits, P, V, [pr.klRow], refLogp!, p.klFactor, (nll as ReturnType<typeof nllLoss>).dlogits, dist);
     }
-    const dist = distributions(logits, P, V); // one native log-softmax / softmax shared by NLL and KL
-    const nll = nllLoss(logits, P, V, pr.nllTerms, undefined, dist);
-    const kl = klLoss(logits, P, V, [pr.klRow], refLogp!, p.klFactor, nll.dlogits, dist);
     const dn = norm(delta);
     const wd = (p.weightDecay * dn) / t0n2;
     const total = nll.loss + kl.loss + wd;
@@ -322,7 +366,7 @@ export function computeTarget(model: LanguageModel, req: EditRequest, templates:
       break;
     }
     if (it === p.numGradSteps - 1) break;
-    const g = backward(model, res.saved!, kl.dlogits, { injection: true }).dInjection!;
+    const g = backward(model, res.saved!, kl.dlogits, fused ? { injection: true, dFinalNormed: fused.out.dh } : { injection: true }).dInjection!;
     if (it === 0 && g.every((x) => x === 0)) {
       // structurally zero (no path from the injection to the loss), never a rounding accident: the loss is above lossStop
       throw new DeltaEditError("E_CONFIG", `request ${req.caseId}: the target search's gradient with respect to δ at layer ${p.layer} is identically zero (loss ${total.toPrecision(4)}), so no update can be found; the injection point does not reach the loss — choose an earlier layer`, { context: { field: "layer" } });

@@ -37,9 +37,9 @@ export interface NativeAddon {
   setKernelThreads(n: number): void;
   getKernelThreads(): number;
   blasInfo(): { config: string; coreName: string; blasThreads: number; threads: number; kernelThreads: number };
-  /** C = alpha op(A) op(B) + beta C, `batch` times with element strides. */
+  /** C = alpha op(A) op(B) + beta C, `batch` times with element strides; `split`: allow the skinny column split (native/blas.cc). */
   gemm(a: FF, b: FF, c: FF, m: number, n: number, k: number, transA: boolean, transB: boolean, alpha: number, beta: number,
-    lda: number, ldb: number, ldc: number, batch: number, strideA: number, strideB: number, strideC: number): void;
+    lda: number, ldb: number, ldc: number, batch: number, strideA: number, strideB: number, strideC: number, split: boolean): void;
   syrk(a: FF, c: FF, n: number, k: number, trans: boolean, alpha: number, beta: number): void;
   /** Returns LAPACK info. */
   eigh(a: FF, n: number, values: FF, vectors: FF): number;
@@ -73,6 +73,7 @@ export interface NativeAddon {
   // skinny.cc: y (P, N) = x (P, K)·Wᵀ; dx (P, K) (+)= dy (P, N)·W — W (N, K) row-major, P small
   skinnyGemmNT(x: F, w: F, y: F, P: number, N: number, K: number): void;
   skinnyGemmNN(dy: F, w: F, dx: F, P: number, N: number, K: number, accumulate: boolean): void;
+  softmaxHead(h: F, w: F, logits: F, target: Int32Array, nllWeight: F, klWeight: F, refLogp: F | null, klShift: F, dh: F, lse: F, kl: F, P: number, V: number, C: number): void;
 }
 
 /** Where OPENBLAS_CORETYPE came from: the environment, chosen from the CPU features, or left to OpenBLAS. */

@@ -60,8 +60,8 @@ function checkBool(v: unknown, fn: string, name: string): boolean {
   return v;
 }
 
-function optBool(v: unknown, fn: string, name: string): boolean {
-  return v === undefined ? false : checkBool(v, fn, name);
+function optBool(v: unknown, fn: string, name: string, def = false): boolean {
+  return v === undefined ? def : checkBool(v, fn, name);
 }
 
 function lengthText(len: number, dims?: string): string {
@@ -173,6 +173,12 @@ export interface GemmOptions {
   lda?: number; // default: row width of stored A: k, or m when transA
   ldb?: number; // default: n, or k when transB
   ldc?: number; // default: n
+  /**
+   * Allow the skinny split (default true): with t ≥ 2 BLAS threads, a product of at most 64 rows m
+   * against a wide op(B) runs as t single-threaded BLAS calls on column slabs of C, one per thread
+   * (native/blas.cc); false = one BLAS call. Equal up to float32 rounding; 1 thread: one call.
+   */
+  split?: boolean;
 }
 
 export interface GemmBatchedOptions extends GemmOptions {
@@ -194,6 +200,7 @@ function gemmImpl(fn: string, a: FloatArray, b: FloatArray, c: FloatArray, o: Ge
   const lda = o.lda === undefined ? Math.max(1, aCols) : checkInt(o.lda, fn, "o.lda");
   const ldb = o.ldb === undefined ? Math.max(1, bCols) : checkInt(o.ldb, fn, "o.ldb");
   const ldc = o.ldc === undefined ? Math.max(1, n) : checkInt(o.ldc, fn, "o.ldc");
+  const split = optBool(o.split, fn, "o.split", true);
   if (lda < Math.max(1, aCols)) throw argError(fn, "o.lda", `must be >= ${Math.max(1, aCols)}, got ${lda}`);
   if (ldb < Math.max(1, bCols)) throw argError(fn, "o.ldb", `must be >= ${Math.max(1, bCols)}, got ${ldb}`);
   if (ldc < Math.max(1, n)) throw argError(fn, "o.ldc", `must be >= ${Math.max(1, n)}, got ${ldc}`);
@@ -211,7 +218,7 @@ function gemmImpl(fn: string, a: FloatArray, b: FloatArray, c: FloatArray, o: Ge
   checkFloat(c, need(span(m, n, ldc), sC), fn, "c", av, "a", "m*n, ldc", true);
   checkNoOverlap(fn, "c", c, "a", a);
   checkNoOverlap(fn, "c", c, "b", b);
-  native().gemm(a, b, c, m, n, k, transA, transB, alpha, beta, lda, ldb, ldc, batch, sA, sB, sC);
+  native().gemm(a, b, c, m, n, k, transA, transB, alpha, beta, lda, ldb, ldc, batch, sA, sB, sC, split);
 }
 
 /** C(m,n) = alpha * op(A)(m,k) @ op(B)(k,n) + beta * C. All Float32Array or all Float64Array. */
@@ -259,6 +266,59 @@ export function skinnyGemmNN(dy: Float32Array, w: Float32Array, dx: Float32Array
   checkNoOverlap(fn, "dx", dx, "dy", dy);
   checkNoOverlap(fn, "dx", dx, "w", w);
   native().skinnyGemmNN(dy, w, dx, P, N, K, accumulate);
+}
+
+/** Per-row loss terms of `softmaxHead` (each (P)). */
+export interface SoftmaxHeadTerms {
+  target: Int32Array; // NLL target id per row, −1 = no NLL term
+  nllWeight: Float32Array; // weight of −log q(target) per row
+  klWeight: Float32Array; // weight of KL(q ‖ ref) per row, 0 = none
+  refLogp: Float32Array | null; // (P, V) reference log-probabilities; read only at rows with klWeight ≠ 0
+  klShift: Float32Array; // any constant per row (exact for every value); ≈ the reference's log-sum-exp keeps the sums small
+}
+
+/** What `softmaxHead` writes. */
+export interface SoftmaxHeadOut {
+  logits: Float32Array; // (P, V)
+  dh: Float32Array; // (P, C) dL/dh
+  lse: Float32Array; // (P) log Σ_v exp(logits)
+  kl: Float32Array; // (P) KL(q ‖ ref) at KL rows, 0 elsewhere
+}
+
+/**
+ * The vocabulary head fused with its softmax losses, reading W (V, C) once (native/skinny.cc):
+ * logits = h·Wᵀ, L = Σ_p nllWeight_p (lse_p − logits[p, target_p]) + klWeight_p KL(q_p ‖ ref_p) with
+ * q = softmax(logits), and dh = dL/dh = dlogits·W, by online softmax over vocabulary tiles on the
+ * BLAS thread count (deterministic for a fixed count). Equal to gemm + log-softmax + the losses +
+ * gemm up to float32 rounding (the sums are reordered).
+ */
+export function softmaxHead(h: Float32Array, w: Float32Array, terms: SoftmaxHeadTerms, out: SoftmaxHeadOut, P: number, V: number, C: number): void {
+  const fn = "softmaxHead";
+  checkInt(P, fn, "P");
+  checkInt(V, fn, "V");
+  checkInt(C, fn, "C");
+  if (V === 0) throw argError(fn, "V", "must be positive");
+  checkF32(h, P * C, fn, "h", "P*C");
+  checkF32(w, V * C, fn, "w", "V*C");
+  checkF32(out.logits, P * V, fn, "out.logits", "P*V");
+  checkF32(out.dh, P * C, fn, "out.dh", "P*C");
+  checkF32(out.lse, P, fn, "out.lse", "P");
+  checkF32(out.kl, P, fn, "out.kl", "P");
+  if (!(terms.target instanceof Int32Array) || terms.target.length !== P) throw argError(fn, "terms.target", `expected Int32Array of length ${P} (P), got ${describe(terms.target)}`);
+  for (let p = 0; p < P; p++) {
+    const t = terms.target[p]!;
+    if (t < -1 || t >= V) throw argError(fn, "terms.target", `element ${p} is ${t}, outside [-1, ${V})`);
+  }
+  checkF32(terms.nllWeight, P, fn, "terms.nllWeight", "P");
+  checkF32(terms.klWeight, P, fn, "terms.klWeight", "P");
+  checkF32(terms.klShift, P, fn, "terms.klShift", "P");
+  if (terms.refLogp !== null) checkF32(terms.refLogp, P * V, fn, "terms.refLogp", "P*V");
+  else if (terms.klWeight.some((x) => x !== 0)) throw argError(fn, "terms.refLogp", "is null but a row has klWeight ≠ 0");
+  for (const [name, x] of [["out.logits", out.logits], ["out.dh", out.dh], ["out.lse", out.lse], ["out.kl", out.kl]] as const) {
+    checkNoOverlap(fn, name, x, "h", h);
+    checkNoOverlap(fn, name, x, "w", w);
+  }
+  native().softmaxHead(h, w, out.logits, terms.target, terms.nllWeight, terms.klWeight, terms.refLogp, terms.klShift, out.dh, out.lse, out.kl, P, V, C);
 }
 
 export interface SyrkOptions {

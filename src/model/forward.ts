@@ -117,6 +117,12 @@ export interface ForwardOptions {
   /** Overwrite states with given values (causal tracing); see the header. */
   patches?: readonly Patch[];
   logits?: "all" | "none" | Position[]; // default "all" when the last block runs
+  /**
+   * Stop before the vocabulary projection: the final norm runs at the logit positions and is saved
+   * (`saved.finalNormed`), `logits` is null. The caller projects (fused with its loss) and passes
+   * dLoss/d(final normed rows) to `backward` as `dFinalNormed`.
+   */
+  skipHead?: boolean;
   keepHidden?: number[]; // return h^(l) (BT, C) for these layers (before injection)
   forBackward?: boolean;
   /** Reuse these buffers (same batch shape across calls); see ForwardWorkspace. */
@@ -162,6 +168,8 @@ export interface BackwardOptions {
   params?: readonly string[] | "all";
   /** Accumulate into these buffers instead of fresh ones (training loops). */
   into?: ParamStore;
+  /** dLoss/d(final normed rows) (P, C), from a head run by the caller (`skipHead`); then `dlogits` is unused. */
+  dFinalNormed?: Float32Array;
 }
 
 /** What `backward` returns: the gradient w.r.t. the injected vector and/or the parameters. */
@@ -275,8 +283,10 @@ export function forward(model: LanguageModel, batch: Batch, opts: ForwardOptions
     const normed = new Float32Array(P * C);
     const stats = new Float32Array(2 * P);
     arch.finalNormForward(rows, normed, stats, P);
-    logits = new Float32Array(P * arch.vocab);
-    linearForward(arch.lmHead(), normed, logits, P);
+    if (!opts.skipHead) {
+      logits = new Float32Array(P * arch.vocab);
+      linearForward(arch.lmHead(), normed, logits, P);
+    }
     if (saved) {
       saved.finalRows = rows;
       saved.finalNormed = normed;
@@ -292,7 +302,7 @@ export function forward(model: LanguageModel, batch: Batch, opts: ForwardOptions
  * reverse only as far down as needed: to the block above the injection layer for dδ, to the
  * lowest block holding a requested parameter, or through the embeddings.
  */
-export function backward(model: LanguageModel, saved: SavedForward, dlogits: Float32Array, opts: BackwardOptions): BackwardResult {
+export function backward(model: LanguageModel, saved: SavedForward, dlogits: Float32Array | null, opts: BackwardOptions): BackwardResult {
   const arch = model.arch;
   const N = arch.numLayers;
   const C = arch.hidden;
@@ -300,7 +310,11 @@ export function backward(model: LanguageModel, saved: SavedForward, dlogits: Flo
   const BT = batch.B * batch.T;
   const P = saved.logitPositions.length;
   if (P === 0) throw new DeltaEditError("E_ARG", "backward: the forward pass produced no logits");
-  if (dlogits.length !== P * arch.vocab) throw new DeltaEditError("E_ARG", `backward: dlogits has length ${dlogits.length}, expected P·V = ${P}·${arch.vocab}`);
+  if (opts.dFinalNormed) {
+    if (opts.dFinalNormed.length !== P * C) throw new DeltaEditError("E_ARG", `backward: dFinalNormed has length ${opts.dFinalNormed.length}, expected P·C = ${P}·${C}`);
+  } else if (!dlogits || dlogits.length !== P * arch.vocab) {
+    throw new DeltaEditError("E_ARG", `backward: dlogits has length ${dlogits?.length ?? "none"}, expected P·V = ${P}·${arch.vocab}`);
+  }
   const inj = saved.injection;
   if (opts.injection && !inj) throw new DeltaEditError("E_ARG", "backward: injection gradient requested but the forward had no injection");
 
@@ -325,9 +339,10 @@ export function backward(model: LanguageModel, saved: SavedForward, dlogits: Flo
   }
 
   // head: logits = norm(h)·Eᵀ
-  const dNormed = new Float32Array(P * C);
   const headName = arch.lmHeadName();
-  linearBackward(arch.lmHead(), saved.finalNormed, dlogits, dNormed, grads && want.has(headName) ? grads.get(headName) : null, null, P);
+  if (opts.dFinalNormed && want.has(headName)) throw new DeltaEditError("E_ARG", `backward: the head's gradient ("${headName}") needs dlogits, not dFinalNormed`);
+  const dNormed = opts.dFinalNormed ?? new Float32Array(P * C);
+  if (!opts.dFinalNormed) linearBackward(arch.lmHead(), saved.finalNormed, dlogits!, dNormed, grads && want.has(headName) ? grads.get(headName) : null, null, P);
   const dRows = new Float32Array(P * C);
   arch.finalNormBackward(saved.finalRows, dNormed, dRows, saved.finalStats, P, grads, want);
   // dH: (BT, C) gradient w.r.t. the output of the current block

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 
 import * as ops from "../../src/kernels/ops.js";
 import * as ref from "../../src/kernels/reference.js";
-import { assertClose, makeRng, randn, randn64 } from "./_helpers.js";
+import { assertBitIdentical, assertClose, makeRng, randn, randn64 } from "./_helpers.js";
 
 // float32 sums of k products of N(0,1) numbers: error ~ k * 2^-24 * |terms|; 1e-4 * k-ish bound
 const F32_TOL = { atol: 2e-4, rtol: 1e-4 };
@@ -106,5 +106,86 @@ describe("syrk", () => {
     ops.syrk(a, c, { n, k, trans: true });
     ref.syrk(a, cR, { n, k, trans: true });
     assertClose(c, cR, F64_TOL, "c f64");
+  });
+});
+
+// The skinny split (native/blas.cc): with t ≥ 2 BLAS threads a product of ≤ 64 rows against a wide
+// op(B) runs as t single-threaded calls on column slabs of C. Every column of C is the same sum
+// over k, so the split equals one BLAS call up to the kernels' own rounding (a float32 bound on Σ|terms|).
+describe("gemm skinny split (column slabs on t threads)", () => {
+  const rng = makeRng(7);
+  const initial = ops.getThreads();
+  // |split − one call| ≤ 4·k·2⁻²⁴·Σ_k |a·b| elementwise (both are float32 sums of the same k products)
+  function assertSplitClose(split: Float32Array, one: Float32Array, a: Float32Array, b: Float32Array, m: number, n: number, k: number, transA: boolean, transB: boolean, label: string): void {
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += Math.abs((transA ? a[p * m + i]! : a[i * k + p]!) * (transB ? b[j * k + p]! : b[p * n + j]!));
+        const tol = 4 * k * 2 ** -24 * s + 1e-30;
+        const d = Math.abs(split[i * n + j]! - one[i * n + j]!);
+        if (!(d <= tol)) throw new Error(`${label}: C[${i},${j}] split ${split[i * n + j]} vs one call ${one[i * n + j]} (|Δ| ${d} > ${tol})`);
+      }
+    }
+  }
+  for (const threads of [2, 3]) {
+    for (const [m, n, k] of [[1, 3000, 700], [35, 2341, 768], [64, 200, 300], [17, 130, 1000]] as const) {
+      for (const [transA, transB] of [[false, false], [false, true], [true, false]] as const) {
+        it(`threads=${threads} m=${m} n=${n} k=${k} transA=${transA} transB=${transB}: equals one BLAS call and the reference`, () => {
+          ops.setThreads(threads);
+          try {
+            const a = randn(rng, m * k), b = randn(rng, k * n), c0 = randn(rng, m * n);
+            const o = { m, n, k, transA, transB, alpha: 0.7, beta: -1.3 };
+            const cS = c0.slice(), cO = c0.slice(), cR = c0.slice(), cS2 = c0.slice();
+            ops.gemm(a, b, cS, o);
+            ops.gemm(a, b, cO, { ...o, split: false });
+            ref.gemm(a, b, cR, o);
+            // one call with alpha/beta: compare the alpha·AB parts through the bound, the beta·C part is exact scaling
+            assertSplitClose(cS.map((v, i) => (v - -1.3 * c0[i]!) / 0.7), cO.map((v, i) => (v - -1.3 * c0[i]!) / 0.7), a, b, m, n, k, transA, transB, "split vs one call");
+            assertClose(cS, cR, { atol: 2e-3, rtol: 1e-4 }, "split vs reference");
+            ops.gemm(a, b, cS2, o); // deterministic for a fixed thread count
+            assertBitIdentical(cS, cS2, "split run twice");
+          } finally {
+            ops.setThreads(initial);
+          }
+        });
+      }
+    }
+  }
+
+  it("1 thread: one BLAS call (split allowed or not gives the same bits); rows > 64 and C with ldc > n are handled", () => {
+    const m = 35, n = 1000, k = 512;
+    const a = randn(rng, m * k), b = randn(rng, k * n);
+    ops.setThreads(1);
+    try {
+      const c1 = new Float32Array(m * n), c2 = new Float32Array(m * n);
+      ops.gemm(a, b, c1, { m, n, k });
+      ops.gemm(a, b, c2, { m, n, k, split: false });
+      assertBitIdentical(c1, c2, "1 thread");
+    } finally {
+      ops.setThreads(initial);
+    }
+    ops.setThreads(2);
+    try {
+      // C as the left n columns of a (m, n + 5) buffer: the slabs write only their own columns
+      const ldc = n + 5;
+      const big = randn(rng, m * ldc), before = big.slice(), cR = big.slice();
+      ops.gemm(a, b, big, { m, n, k, ldc, beta: 1 });
+      ref.gemm(a, b, cR, { m, n, k, ldc, beta: 1 });
+      assertClose(big, cR, { atol: 2e-3, rtol: 1e-4 }, "ldc > n");
+      for (let r = 0; r < m; r++) for (let j = n; j < ldc; j++) if (big[r * ldc + j] !== before[r * ldc + j]) throw new Error(`split gemm wrote outside C at (${r}, ${j})`);
+      // batched: every matrix of the batch split alike
+      const batch = 3;
+      const A = randn(rng, batch * m * k), C = new Float32Array(batch * m * n), CR = new Float32Array(batch * m * n);
+      ops.gemmBatched(A, b, C, { m, n, k, batch, strideA: m * k, strideB: 0, strideC: m * n });
+      ref.gemmBatched(A, b, CR, { m, n, k, batch, strideA: m * k, strideB: 0, strideC: m * n });
+      assertClose(C, CR, { atol: 2e-3, rtol: 1e-4 }, "batched");
+      // 65 rows: not split, one call
+      const m2 = 65, a2 = randn(rng, m2 * k), d1 = new Float32Array(m2 * n), d2 = new Float32Array(m2 * n);
+      ops.gemm(a2, b, d1, { m: m2, n, k });
+      ops.gemm(a2, b, d2, { m: m2, n, k, split: false });
+      assertBitIdentical(d1, d2, "65 rows");
+    } finally {
+      ops.setThreads(initial);
+    }
   });
 });

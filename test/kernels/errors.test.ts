@@ -66,7 +66,7 @@ describe("argument errors (TypeScript checks)", () => {
 describe("argument errors (C++ checks behind the wrappers)", () => {
   it("raw native calls report the argument position and name", () => {
     const n = native();
-    throwsArg(() => n.gemm(f32(4096), f32(4096), f32(100), 64, 64, 64, false, false, 1, 0, 64, 64, 64, 1, 0, 0, 0),
+    throwsArg(() => n.gemm(f32(4096), f32(4096), f32(100), 64, 64, 64, false, false, 1, 0, 64, 64, 64, 1, 0, 0, 0, true),
       /^gemm: argument 3 \(c\) expected Float32Array of length >= 4096, got 100$/);
     throwsArg(() => n.geluForward(f32(4), new Float64Array(4) as unknown as Float32Array, 4), /^geluForward: argument 2 \(out\) expected Float32Array of length >= 4, got Float64Array\(4\)$/);
     throwsArg(() => n.softmaxForward(f32(4), f32(4), 1.5, 4), /^softmaxForward: argument 3 \(rows\) expected a non-negative integer/);

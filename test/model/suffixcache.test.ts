@@ -16,7 +16,8 @@ import type { ModelConfig } from "../../src/model/config.js";
 import { backward, forward, ForwardWorkspace } from "../../src/model/forward.js";
 import { targetTokenIds } from "../../src/edit/request.js";
 import { fillTemplate, locateSubject } from "../../src/edit/subject.js";
-import { planSuffix, targetWork } from "../../src/edit/target.js";
+import { computeTarget, planSuffix, targetWork } from "../../src/edit/target.js";
+import * as ops from "../../src/kernels/ops.js";
 import { LanguageModel } from "../../src/model/model.js";
 import { Rng } from "../../src/util/rng.js";
 import { fixtureModel } from "../helpers/paths.js";
@@ -102,4 +103,35 @@ test("targetWork counts the rows, suffixes and scored positions of the target se
   assert.equal(w.paddedSuffixTokens, w.rows * Math.max(...suffix));
   assert.equal(w.prefixTokens + w.suffixTokens, w.fullTokens);
   assert.equal(w.paddedFullTokens, w.rows * Math.max(...lengths));
+});
+
+// The whole search: the fast path (suffix cache + the head fused with its losses, ops.softmaxHead)
+// against the reference formulation (full rerun, logits, log-softmax, NLL/KL gradients, dlogits·W),
+// on the same request, δ stepping for 4 Adam steps with the KL term on. Reordered float32 sums:
+// per-step losses to 1e-4 relative (KL, second order in δ, to 1e-6 absolute + 1e-2 relative), z to 1e-4.
+test("computeTarget: the fast path (suffix cache + fused head) equals the reference formulation", async () => {
+  const model = await LanguageModel.load(fixtureModel("tiny-gpt2-random"));
+  const req = { caseId: "t1", index: 0, prompt: "The mother tongue of {} is", subject: "Danielle Darrieux", targetNew: "the French language", targetTrue: null, relationId: null };
+  const templates = ["{}", "Because of the rain. {}", "You know. {}"];
+  const N = model.arch.numLayers;
+  const params = { layer: 0, lossLayer: N - 1, numGradSteps: 5, lr: 0.5, weightDecay: 0.5, klFactor: 0.0625, clampNormFactor: 4, lossStop: -1, earlyStopAvgProb: null, t0Source: "block" as const };
+  const initial = ops.getThreads();
+  for (const threads of [1, 2]) {
+    ops.setThreads(threads);
+    try {
+      const fast = computeTarget(model, req, templates, { ...params, prefixCache: true });
+      const ref = computeTarget(model, req, templates, { ...params, prefixCache: false });
+      assert.equal(fast.steps, ref.steps);
+      fast.losses.forEach((l, i) => {
+        const r = ref.losses[i]!;
+        for (const k of ["nll", "total", "avgProb"] as const) assert.ok(Math.abs(l[k] - r[k]) <= 1e-4 * Math.abs(r[k]) + 1e-7, `threads ${threads} step ${i} ${k}: ${l[k]} vs ${r[k]}`);
+        assert.ok(Math.abs(l.kl - r.kl) <= 1e-2 * r.kl + 1e-6, `threads ${threads} step ${i} kl: ${l.kl} vs ${r.kl}`);
+      });
+      assert.ok(ref.losses[ref.losses.length - 1]!.kl > 1e-5, "the KL term is active");
+      const e = relErr(fast.z, ref.z);
+      assert.ok(e < 1e-4, `threads ${threads}: z differs by ${e} (relative)`);
+    } finally {
+      ops.setThreads(initial);
+    }
+  }
 });

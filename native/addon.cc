@@ -47,6 +47,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"attentionForward", AttentionForward},
       {"attentionBackward", AttentionBackward},
       // skinny.cc
+      {"skinnyIsa", SkinnyIsa},
       {"skinnyGemmNT", SkinnyGemmNT},
       {"skinnyGemmNN", SkinnyGemmNN},
       {"softmaxHead", SoftmaxHead},

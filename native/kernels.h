@@ -52,6 +52,7 @@ Napi::Value AttentionForward(const Napi::CallbackInfo& info);
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info);
 
 // skinny.cc
+Napi::Value SkinnyIsa(const Napi::CallbackInfo& info);
 Napi::Value SkinnyGemmNT(const Napi::CallbackInfo& info);
 Napi::Value SkinnyGemmNN(const Napi::CallbackInfo& info);
 Napi::Value SoftmaxHead(const Napi::CallbackInfo& info);

@@ -1,14 +1,16 @@
-// Products with a few rows against a large row-major matrix W (N, K) — the vocabulary projection
-// at the handful of scored positions of a target-search step (7 rows against 50 257 × 768 for
-// GPT-2): BLAS packs all of W into its panel buffers for every call and runs its 16-row micro-
-// kernels on 7 rows, so these calls ran at 2–7 % of the GEMM peak. Here W is streamed once, in
-// tiles of kTileRows rows that stay in L2 while every block of up to 8 rows of x passes over them.
-//   skinnyGemmNT: y (P, N) = x (P, K) · Wᵀ        (y[p, n] = Σ_k x[p, k] W[n, k])
-//   skinnyGemmNN: dx (P, K) (+)= dy (P, N) · W     (dx[p, k] = Σ_n dy[p, n] W[n, k])
-// One thread, a fixed summation order (k ascending for NT; n ascending for NN): the result does
-// not depend on the thread count. AVX2+FMA where the CPU has them (checked at run time), else a
-// portable loop; the two paths round differently (fused multiply-add), so results are equal to
-// BLAS's and to each other up to float32 rounding, not bit for bit.
+// Products with a few rows against a large row-major matrix W (N, K) — the linear layers of a
+// target-search step (~35 rows against 768 × 3072 for GPT-2 small, 1600 × 6400 for GPT2-XL) and the
+// vocabulary projection at its handful of scored positions (7 rows against 50 257 × 768). BLAS packs
+// all of W into panel buffers on every call and runs micro-kernels made for many rows (measured
+// 130–200 GFLOP/s at 35–42 rows on a 305 GFLOP/s machine). Here W is streamed once through register
+// tiles (skinny_tiles.inc) that keep a slice of it in L1 while every block of rows passes over it:
+//   skinnyGemmNT: y (P, N) (+)= x (P, K) · Wᵀ      (y[p, n] = Σ_k x[p, k] W[n, k]; dot products)
+//   skinnyGemmNN: dx (P, K) (+)= dy (P, N) · W     (dx[p, k] = Σ_n dy[p, n] W[n, k]; rows of W as vectors)
+// Both split the output columns over the BLAS thread count; every output element is the same sum in
+// the same order whichever thread computes it (skinny_tiles.inc), so the result does not depend on
+// the thread count. Instruction set: AVX-512F, else AVX2+FMA, else a portable loop (checked at run
+// time; `isa` forces one for tests). They round differently (lane counts, fused multiply-adds), so
+// they equal BLAS and each other up to float32 rounding, not bit for bit.
 #include <cblas.h>
 #include <omp.h>
 
@@ -31,165 +33,200 @@
 namespace deltaedit {
 namespace {
 
-constexpr int64_t kTileRows = 32;  // rows of W per tile (32 × K floats: 96 KB at K = 768)
-constexpr int64_t kRowBlock = 8;   // rows of x per register block
+constexpr int64_t kTileRows = 32;  // vocabulary rows per tile of the fused head (32 × K floats: 96 KB at K = 768)
 
 // --- portable ---------------------------------------------------------------------------------
 
-void NtPortable(const float* x, const float* w, float* y, int64_t P, int64_t N, int64_t K) {
-  for (int64_t n0 = 0; n0 < N; n0 += kTileRows) {
-    const int64_t n1 = n0 + kTileRows < N ? n0 + kTileRows : N;
-    for (int64_t p = 0; p < P; ++p) {
-      const float* xp = x + p * K;
-      for (int64_t n = n0; n < n1; ++n) {
-        const float* wn = w + n * K;
-        float acc = 0.0f;
-        for (int64_t k = 0; k < K; ++k) acc += xp[k] * wn[k];
-        y[p * N + n] = acc;
-      }
+namespace portable {
+
+void NnRange(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t M, int64_t R, int64_t j0,
+             int64_t j1, bool accumulate) {
+  for (int64_t i = 0; i < M; ++i) {
+    float* ci = c + i * ldc;
+    if (!accumulate)
+      for (int64_t j = j0; j < j1; ++j) ci[j] = 0.0f;
+    for (int64_t r = 0; r < R; ++r) {
+      const float air = a[i * lda + r];
+      const float* br = b + r * ldb;
+      for (int64_t j = j0; j < j1; ++j) ci[j] += air * br[j];
     }
   }
 }
 
-void NnPortable(const float* dy, const float* w, float* dx, int64_t P, int64_t N, int64_t K) {
-  for (int64_t n = 0; n < N; ++n) {
-    const float* wn = w + n * K;
-    for (int64_t p = 0; p < P; ++p) {
-      const float a = dy[p * N + n];
-      float* dp = dx + p * K;
-      for (int64_t k = 0; k < K; ++k) dp[k] += a * wn[k];
+void NtRange(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t M, int64_t R, int64_t n0,
+             int64_t n1, bool accumulate) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t n = n0; n < n1; ++n) {
+      const float* ai = a + i * lda;
+      const float* bn = b + n * ldb;
+      float s = 0.0f;
+      for (int64_t r = 0; r < R; ++r) s += ai[r] * bn[r];
+      c[i * ldc + n] = accumulate ? c[i * ldc + n] + s : s;
     }
-  }
 }
 
-// --- AVX2 + FMA -------------------------------------------------------------------------------
+}  // namespace portable
 
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) inline float HSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// y[p, n] for p in [p0, p0 + R), n in [n0, n1): R accumulators over k, then the tail.
-template <int R>
-__attribute__((target("avx2,fma"))) void NtBlock(const float* x, const float* w, float* y, int64_t p0, int64_t n0, int64_t n1,
-                                                 int64_t N, int64_t K) {
-  const int64_t K8 = K & ~int64_t{7};
-  for (int64_t n = n0; n < n1; ++n) {
-    const float* wn = w + n * K;
-    __m256 acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < K8; k += 8) {
-      const __m256 wv = _mm256_loadu_ps(wn + k);
-      for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(x + (p0 + r) * K + k), wv, acc[r]);
-    }
-    for (int r = 0; r < R; ++r) {
-      float s = HSum(acc[r]);
-      const float* xp = x + (p0 + r) * K;
-      for (int64_t k = K8; k < K; ++k) s += xp[k] * wn[k];
-      y[(p0 + r) * N + n] = s;
-    }
+// --- AVX-512F ---------------------------------------------------------------------------------
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+// GCC 12's AVX-512 intrinsics pass _mm*_undefined_*() as the unused merge operand and warn about it
+// (GCC bug 105593, fixed in GCC 13): not a use of an uninitialised value.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+namespace avx512 {
+struct V {
+  using Reg = __m512;
+  using Mask = __mmask16;
+  static constexpr int64_t kW = 16;
+  static constexpr int kNnRows = 12;  // 24 accumulators + 2 of B + 1 broadcast of 32 registers
+  static constexpr int kNtRows = 8;   // 24 accumulators + 3 of B + 1 of A
+  static constexpr int kNtRowsB = 3;
+  static inline Reg Zero() { return _mm512_setzero_ps(); }
+  static inline Reg Load(const float* p) { return _mm512_loadu_ps(p); }
+  static inline Reg LoadM(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static inline void Store(float* p, Reg v) { _mm512_storeu_ps(p, v); }
+  static inline void StoreM(float* p, Mask m, Reg v) { _mm512_mask_storeu_ps(p, m, v); }
+  static inline Reg Bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static inline Reg Fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static inline Mask Prefix(int64_t n) { return n >= 16 ? Mask(0xFFFF) : n <= 0 ? Mask(0) : Mask((1u << n) - 1u); }
+  static inline __m256 Fold(Reg v) {
+    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_castps512_ps256(_mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2))));
   }
-}
+};
+#include "skinny_tiles.inc"
+}  // namespace avx512
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
 
-// Calls f(std::integral_constant<int, R>) for R = min(rows, kRowBlock) in 1..8: the register block size.
-template <typename F>
-void ForRowBlock(int64_t rows, F&& f) {
-  switch (rows < kRowBlock ? rows : kRowBlock) {
-    case 1: f(std::integral_constant<int, 1>{}); break;
-    case 2: f(std::integral_constant<int, 2>{}); break;
-    case 3: f(std::integral_constant<int, 3>{}); break;
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    case 5: f(std::integral_constant<int, 5>{}); break;
-    case 6: f(std::integral_constant<int, 6>{}); break;
-    case 7: f(std::integral_constant<int, 7>{}); break;
-    default: f(std::integral_constant<int, 8>{}); break;
+// --- AVX2 + FMA -------------------------------------------------------------------------------
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace avx2 {
+struct V {
+  using Reg = __m256;
+  using Mask = __m256i;
+  static constexpr int64_t kW = 8;
+  static constexpr int kNnRows = 6;  // 12 accumulators + 2 of B + 1 broadcast of 16 registers
+  static constexpr int kNtRows = 2;  // 8 accumulators + 4 of B + 1 of A
+  static constexpr int kNtRowsB = 4;
+  static inline Reg Zero() { return _mm256_setzero_ps(); }
+  static inline Reg Load(const float* p) { return _mm256_loadu_ps(p); }
+  static inline Reg LoadM(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  static inline void Store(float* p, Reg v) { _mm256_storeu_ps(p, v); }
+  static inline void StoreM(float* p, Mask m, Reg v) { _mm256_maskstore_ps(p, m, v); }
+  static inline Reg Bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static inline Reg Fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static inline Mask Prefix(int64_t n) {
+    const int k = static_cast<int>(n < 0 ? 0 : n > 8 ? 8 : n);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
-}
-
-void NtAvx2(const float* x, const float* w, float* y, int64_t P, int64_t N, int64_t K) {
-  for (int64_t n0 = 0; n0 < N; n0 += kTileRows) {
-    const int64_t n1 = n0 + kTileRows < N ? n0 + kTileRows : N;
-    for (int64_t p0 = 0; p0 < P; p0 += kRowBlock) ForRowBlock(P - p0, [&](auto R) { NtBlock<decltype(R)::value>(x, w, y, p0, n0, n1, N, K); });
-  }
-}
-
-// dx[p, k0..k0+8) += Σ_{n in tile} dy[p, n] W[n, k0..k0+8) for p in [p0, p0 + R).
-template <int R>
-__attribute__((target("avx2,fma"))) void NnBlock(const float* dy, const float* w, float* dx, int64_t p0, int64_t n0, int64_t n1,
-                                                 int64_t N, int64_t K) {
-  const int64_t K8 = K & ~int64_t{7};
-  for (int64_t k = 0; k < K8; k += 8) {
-    __m256 acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_loadu_ps(dx + (p0 + r) * K + k);
-    for (int64_t n = n0; n < n1; ++n) {
-      const __m256 wv = _mm256_loadu_ps(w + n * K + k);
-      for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(dy + (p0 + r) * N + n), wv, acc[r]);
-    }
-    for (int r = 0; r < R; ++r) _mm256_storeu_ps(dx + (p0 + r) * K + k, acc[r]);
-  }
-  for (int64_t k = K8; k < K; ++k) {
-    for (int r = 0; r < R; ++r) {
-      float s = dx[(p0 + r) * K + k];
-      for (int64_t n = n0; n < n1; ++n) s += dy[(p0 + r) * N + n] * w[n * K + k];
-      dx[(p0 + r) * K + k] = s;
-    }
-  }
-}
-
-void NnAvx2(const float* dy, const float* w, float* dx, int64_t P, int64_t N, int64_t K) {
-  for (int64_t n0 = 0; n0 < N; n0 += kTileRows) {
-    const int64_t n1 = n0 + kTileRows < N ? n0 + kTileRows : N;
-    for (int64_t p0 = 0; p0 < P; p0 += kRowBlock) ForRowBlock(P - p0, [&](auto R) { NnBlock<decltype(R)::value>(dy, w, dx, p0, n0, n1, N, K); });
-  }
-}
-
-bool HasAvx2Fma() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
-}
+  static inline __m256 Fold(Reg v) { return v; }
+};
+#include "skinny_tiles.inc"
+}  // namespace avx2
+#pragma GCC pop_options
 #endif
+
+// The instruction set of the skinny kernels: 0 portable, 1 AVX2+FMA, 2 AVX-512F.
+int BestIsa() {
+#if defined(__x86_64__)
+  static const int best = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+  return best;
+#else
+  return 0;
+#endif
+}
+
+using RangeFn = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t, int64_t, int64_t, int64_t, bool);
+
+struct IsaKernels {
+  RangeFn nn, nt;
+  int64_t panel;  // column alignment of a thread's slab for NN
+};
+
+IsaKernels KernelsFor(int isa) {
+#if defined(__x86_64__)
+  if (isa == 2) return {avx512::NnRange, avx512::NtRange, 2 * avx512::V::kW};
+  if (isa == 1) return {avx2::NnRange, avx2::NtRange, 2 * avx2::V::kW};
+#endif
+  return {portable::NnRange, portable::NtRange, 1};
+}
+
+// Reads the `isa` argument: "auto" (the best this CPU has) or "avx512" / "avx2" / "portable"
+// (refused when this CPU lacks it).
+int ArgIsa(const Napi::CallbackInfo& info, const char* fn, size_t i) {
+  if (info.Length() <= i || !info[i].IsString()) ThrowArg(info.Env(), ArgPrefix(fn, i, "isa") + "expected a string, got " + (info.Length() <= i ? std::string("nothing") : Describe(info[i])));
+  const std::string s = info[i].As<Napi::String>().Utf8Value();
+  const int want = s == "auto" ? BestIsa() : s == "avx512" ? 2 : s == "avx2" ? 1 : s == "portable" ? 0 : -1;
+  if (want < 0) ThrowArg(info.Env(), ArgPrefix(fn, i, "isa") + "expected \"auto\", \"avx512\", \"avx2\" or \"portable\", got \"" + s + "\"");
+  if (want > BestIsa()) ThrowArg(info.Env(), ArgPrefix(fn, i, "isa") + "\"" + s + "\" is not supported by this CPU");
+  return want;
+}
+
+// Output columns [0, cols) over t threads in slabs aligned to `align`; t from the BLAS thread count,
+// at most one thread per 2^18 multiply-adds.
+void ParallelColumns(RangeFn f, int64_t align, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
+                     int64_t M, int64_t R, int64_t cols, bool accumulate) {
+  const int64_t chunks = (cols + align - 1) / align;
+  const int64_t byWork = std::max<int64_t>(1, M * R * cols >> 18);
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({openblas_get_num_threads(), chunks, byWork})));
+  if (threads == 1) {
+    f(a, lda, b, ldb, c, ldc, M, R, 0, cols, accumulate);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num();
+    const int64_t j0 = std::min(cols, chunks * t / threads * align), j1 = std::min(cols, chunks * (t + 1) / threads * align);
+    if (j1 > j0) f(a, lda, b, ldb, c, ldc, M, R, j0, j1, accumulate);
+  }
+}
 
 }  // namespace
 
-// (x, w, y, P, N, K): y (P, N) = x (P, K) · Wᵀ, W (N, K) row-major.
+// (): the instruction set "auto" selects on this CPU: "avx512", "avx2" or "portable".
+Napi::Value SkinnyIsa(const Napi::CallbackInfo& info) {
+  static const char* const kNames[] = {"portable", "avx2", "avx512"};
+  return Napi::String::New(info.Env(), kNames[BestIsa()]);
+}
+
+// (x, w, y, P, N, K, accumulate, isa): y (P, N) (+)= x (P, K) · Wᵀ, W (N, K) row-major.
 Napi::Value SkinnyGemmNT(const Napi::CallbackInfo& info) {
   static constexpr const char* kFn = "skinnyGemmNT";
   const int64_t P = ARG_INT(3, "P"), N = ARG_INT(4, "N"), K = ARG_INT(5, "K");
+  const bool accumulate = ARG_BOOL(6, "accumulate");
+  const int isa = ArgIsa(info, kFn, 7);
   const float* x = ARG_F32(0, "x", Mul(P, K));
   const float* w = ARG_F32(1, "w", Mul(N, K));
   float* y = ARG_F32(2, "y", Mul(P, N));
   if (P == 0 || N == 0) return info.Env().Undefined();
-#if defined(__x86_64__)
-  if (HasAvx2Fma()) {
-    NtAvx2(x, w, y, P, N, K);
+  if (K == 0) {
+    if (!accumulate) std::fill(y, y + P * N, 0.0f);
     return info.Env().Undefined();
   }
-#endif
-  NtPortable(x, w, y, P, N, K);
+  const IsaKernels k = KernelsFor(isa);
+  ParallelColumns(k.nt, 4, x, K, w, K, y, N, P, K, N, accumulate);
   return info.Env().Undefined();
 }
 
-// (dy, w, dx, P, N, K, accumulate): dx (P, K) = dy (P, N) · W (+ dx when accumulate), W (N, K) row-major.
+// (dy, w, dx, P, N, K, accumulate, isa): dx (P, K) (+)= dy (P, N) · W, W (N, K) row-major.
 Napi::Value SkinnyGemmNN(const Napi::CallbackInfo& info) {
   static constexpr const char* kFn = "skinnyGemmNN";
   const int64_t P = ARG_INT(3, "P"), N = ARG_INT(4, "N"), K = ARG_INT(5, "K");
   const bool accumulate = ARG_BOOL(6, "accumulate");
+  const int isa = ArgIsa(info, kFn, 7);
   const float* dy = ARG_F32(0, "dy", Mul(P, N));
   const float* w = ARG_F32(1, "w", Mul(N, K));
   float* dx = ARG_F32(2, "dx", Mul(P, K));
-  if (!accumulate)
-    for (int64_t i = 0; i < P * K; ++i) dx[i] = 0.0f;
   if (P == 0 || K == 0) return info.Env().Undefined();
-#if defined(__x86_64__)
-  if (HasAvx2Fma()) {
-    NnAvx2(dy, w, dx, P, N, K);
+  if (N == 0) {
+    if (!accumulate) std::fill(dx, dx + P * K, 0.0f);
     return info.Env().Undefined();
   }
-#endif
-  NnPortable(dy, w, dx, P, N, K);
+  const IsaKernels k = KernelsFor(isa);
+  ParallelColumns(k.nn, k.panel, dy, N, w, K, dx, K, P, N, K, accumulate);
   return info.Env().Undefined();
 }
 
@@ -217,33 +254,14 @@ struct HeadPartial {
 };
 
 // Accumulates acc (R, K) += coef (R, n) · W[n0..n0+n) over one tile; R ≤ rows of acc.
-void TileAccumulate(const float* coef, const float* w, float* acc, int64_t R, int64_t n, int64_t K) {
-#if defined(__x86_64__)
-  if (HasAvx2Fma()) {
-    for (int64_t p0 = 0; p0 < R; p0 += kRowBlock) ForRowBlock(R - p0, [&](auto Rb) { NnBlock<decltype(Rb)::value>(coef, w, acc, p0, 0, n, n, K); });
-    return;
-  }
-#endif
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t r = 0; r < R; ++r) {
-      const float a = coef[r * n + j];
-      for (int64_t k = 0; k < K; ++k) acc[r * K + k] += a * w[j * K + k];
-    }
+void TileAccumulate(const IsaKernels& k, const float* coef, const float* w, float* acc, int64_t R, int64_t n, int64_t K) {
+  k.nn(coef, n, w, K, acc, K, R, n, 0, K, true);
 }
 
-void TileLogits(const float* x, const float* w, float* y, int64_t P, int64_t n0, int64_t n1, int64_t N, int64_t K) {
-#if defined(__x86_64__)
-  if (HasAvx2Fma()) {
-    for (int64_t p0 = 0; p0 < P; p0 += kRowBlock) ForRowBlock(P - p0, [&](auto R) { NtBlock<decltype(R)::value>(x, w, y, p0, n0, n1, N, K); });
-    return;
-  }
-#endif
-  for (int64_t p = 0; p < P; ++p)
-    for (int64_t n = n0; n < n1; ++n) {
-      float acc = 0.0f;
-      for (int64_t k = 0; k < K; ++k) acc += x[p * K + k] * w[n * K + k];
-      y[p * N + n] = acc;
-    }
+// logits[:, n0:n1) = h (P, K) · W[n0:n1)ᵀ.
+void TileLogits(const IsaKernels& k, const float* h, const float* w, float* logits, int64_t P, int64_t n0, int64_t n1, int64_t V,
+                int64_t K) {
+  k.nt(h, K, w, K, logits, V, P, K, n0, n1, false);
 }
 
 }  // namespace
@@ -278,6 +296,7 @@ Napi::Value SoftmaxHead(const Napi::CallbackInfo& info) {
   if (V == 0) ThrowArg(info.Env(), ArgPrefix(kFn, 12, "V") + "must be positive");
   const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(openblas_get_num_threads(), V / 4096)));
   std::vector<HeadPartial> part(threads);
+  const IsaKernels kern = KernelsFor(BestIsa());
 #pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num();
@@ -290,7 +309,7 @@ Napi::Value SoftmaxHead(const Napi::CallbackInfo& info) {
     std::vector<float> coef(nAcc * kTileRows);
     for (int64_t n0 = v0; n0 < v1; n0 += kTileRows) {
       const int64_t n1 = std::min(n0 + kTileRows, v1), n = n1 - n0;
-      TileLogits(h, w, logits, P, n0, n1, V, K);
+      TileLogits(kern, h, w, logits, P, n0, n1, V, K);
       for (int64_t p = 0; p < P; ++p) {
         const float* l = logits + p * V;
         float mt = hp.m[p];
@@ -318,7 +337,7 @@ Napi::Value SoftmaxHead(const Napi::CallbackInfo& info) {
         hp.z[p] += z;
         hp.s[p] += s;
       }
-      if (nAcc > 0) TileAccumulate(coef.data(), w + n0 * K, hp.acc.data(), nAcc, n, K);
+      if (nAcc > 0) TileAccumulate(kern, coef.data(), w + n0 * K, hp.acc.data(), nAcc, n, K);
     }
   }
   // merge the ranges in order, then dh

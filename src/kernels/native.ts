@@ -70,9 +70,11 @@ export interface NativeAddon {
   attentionBackward(dout: F, q: F, k: F, v: F, probs: F, dq: F, dk: F, dv: F, keyMask: Uint8Array | null,
     B: number, T: number, Tk: number, NH: number, NKV: number, HS: number, qOffset: number,
     qRS: number, qBS: number, kRS: number, kBS: number, vRS: number, vBS: number): void;
-  // skinny.cc: y (P, N) = x (P, K)·Wᵀ; dx (P, K) (+)= dy (P, N)·W — W (N, K) row-major, P small
-  skinnyGemmNT(x: F, w: F, y: F, P: number, N: number, K: number): void;
-  skinnyGemmNN(dy: F, w: F, dx: F, P: number, N: number, K: number, accumulate: boolean): void;
+  // skinny.cc: y (P, N) (+)= x (P, K)·Wᵀ; dx (P, K) (+)= dy (P, N)·W — W (N, K) row-major, P small;
+  // isa: "auto" | "avx512" | "avx2" | "portable"
+  skinnyIsa(): string;
+  skinnyGemmNT(x: F, w: F, y: F, P: number, N: number, K: number, accumulate: boolean, isa: string): void;
+  skinnyGemmNN(dy: F, w: F, dx: F, P: number, N: number, K: number, accumulate: boolean, isa: string): void;
   softmaxHead(h: F, w: F, logits: F, target: Int32Array, nllWeight: F, klWeight: F, refLogp: F | null, klShift: F, dh: F, lse: F, kl: F, P: number, V: number, C: number): void;
 }
 

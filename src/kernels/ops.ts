@@ -233,39 +233,71 @@ export function gemmBatched<T extends FloatArray>(a: T, b: T, c: T, o: GemmBatch
 }
 
 /**
- * y (P, N) = x (P, K) · Wᵀ for a few rows P against a large W (N, K) stored row-major: W is streamed
- * once (BLAS packs all of it per call). One thread, k summed in ascending order. Equal to
- * `gemm(x, w, y, {m: P, n: N, k: K, transB: true})` up to float32 rounding.
+ * Instruction set of the skinny kernels: "auto" (the best the CPU has: AVX-512F, else AVX2+FMA, else
+ * portable C++) or one of them by name (tests compare them; a set the CPU lacks is refused).
  */
-export function skinnyGemmNT(x: Float32Array, w: Float32Array, y: Float32Array, P: number, N: number, K: number): void {
+export type SkinnyIsa = "auto" | "avx512" | "avx2" | "portable";
+const SKINNY_ISAS: readonly SkinnyIsa[] = ["auto", "avx512", "avx2", "portable"];
+
+/** The instruction sets the skinny kernels can run on this CPU, the one "auto" selects first. */
+export function skinnyIsas(): Exclude<SkinnyIsa, "auto">[] {
+  const best = native().skinnyIsa();
+  return best === "avx512" ? ["avx512", "avx2", "portable"] : best === "avx2" ? ["avx2", "portable"] : ["portable"];
+}
+
+/** Options of the skinny kernels. */
+export interface SkinnyOptions {
+  accumulate?: boolean; // add into the output instead of overwriting it (default false)
+  isa?: SkinnyIsa; // default "auto"
+}
+
+function skinnyOptions(fn: string, o: SkinnyOptions | boolean | undefined): { accumulate: boolean; isa: SkinnyIsa } {
+  if (o === undefined) return { accumulate: false, isa: "auto" };
+  if (typeof o === "boolean") return { accumulate: o, isa: "auto" };
+  if (o === null || typeof o !== "object") throw argError(fn, "o", `expected an options object, got ${describe(o)}`);
+  if (o.accumulate !== undefined && typeof o.accumulate !== "boolean") throw argError(fn, "o.accumulate", `expected a boolean, got ${describe(o.accumulate)}`);
+  if (o.isa !== undefined && !SKINNY_ISAS.includes(o.isa)) throw argError(fn, "o.isa", `expected one of ${SKINNY_ISAS.join(", ")}, got ${describe(o.isa)}`);
+  return { accumulate: o.accumulate ?? false, isa: o.isa ?? "auto" };
+}
+
+/**
+ * y (P, N) = x (P, K) · Wᵀ (+ y with `accumulate`) for a few rows P against a large W (N, K) stored
+ * row-major: W is streamed once through register tiles (BLAS packs all of it per call), the columns
+ * of y split over the BLAS threads. Every element is the same sum whatever the thread count.
+ * Equal to `gemm(x, w, y, {m: P, n: N, k: K, transB: true, beta})` up to float32 rounding.
+ */
+export function skinnyGemmNT(x: Float32Array, w: Float32Array, y: Float32Array, P: number, N: number, K: number, o?: SkinnyOptions | boolean): void {
   const fn = "skinnyGemmNT";
   checkInt(P, fn, "P");
   checkInt(N, fn, "N");
   checkInt(K, fn, "K");
+  const { accumulate, isa } = skinnyOptions(fn, o);
   checkF32(x, P * K, fn, "x", "P*K");
   checkF32(w, N * K, fn, "w", "N*K");
   checkF32(y, P * N, fn, "y", "P*N");
   checkNoOverlap(fn, "y", y, "x", x);
   checkNoOverlap(fn, "y", y, "w", w);
-  native().skinnyGemmNT(x, w, y, P, N, K);
+  native().skinnyGemmNT(x, w, y, P, N, K, accumulate, isa);
 }
 
 /**
  * dx (P, K) = dy (P, N) · W (+ dx with `accumulate`) for a few rows P against a large W (N, K)
- * stored row-major, streamed once; n summed in ascending order. Equal to
+ * stored row-major, streamed once; the columns of dx split over the BLAS threads, each element one
+ * fused multiply-add chain over n ascending whatever the thread count. Equal to
  * `gemm(dy, w, dx, {m: P, n: K, k: N, beta: accumulate ? 1 : 0})` up to float32 rounding.
  */
-export function skinnyGemmNN(dy: Float32Array, w: Float32Array, dx: Float32Array, P: number, N: number, K: number, accumulate = false): void {
+export function skinnyGemmNN(dy: Float32Array, w: Float32Array, dx: Float32Array, P: number, N: number, K: number, o?: SkinnyOptions | boolean): void {
   const fn = "skinnyGemmNN";
   checkInt(P, fn, "P");
   checkInt(N, fn, "N");
   checkInt(K, fn, "K");
+  const { accumulate, isa } = skinnyOptions(fn, o);
   checkF32(dy, P * N, fn, "dy", "P*N");
   checkF32(w, N * K, fn, "w", "N*K");
   checkF32(dx, P * K, fn, "dx", "P*K");
   checkNoOverlap(fn, "dx", dx, "dy", dy);
   checkNoOverlap(fn, "dx", dx, "w", w);
-  native().skinnyGemmNN(dy, w, dx, P, N, K, accumulate);
+  native().skinnyGemmNN(dy, w, dx, P, N, K, accumulate, isa);
 }
 
 /** Per-row loss terms of `softmaxHead` (each (P)). */

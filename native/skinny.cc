@@ -143,15 +143,16 @@ using RangeFn = void (*)(const float*, int64_t, const float*, int64_t, float*, i
 
 struct IsaKernels {
   RangeFn nn, nt;
-  int64_t panel;  // column alignment of a thread's slab for NN
+  int64_t panel;  // column alignment of a thread's slab for NN (a tile's columns)
+  int64_t group;  // column alignment of a thread's slab for NT (a tile's rows of B)
 };
 
 IsaKernels KernelsFor(int isa) {
 #if defined(__x86_64__)
-  if (isa == 2) return {avx512::NnRange, avx512::NtRange, 2 * avx512::V::kW};
-  if (isa == 1) return {avx2::NnRange, avx2::NtRange, 2 * avx2::V::kW};
+  if (isa == 2) return {avx512::NnRange, avx512::NtRange, 2 * avx512::V::kW, avx512::V::kNtRowsB};
+  if (isa == 1) return {avx2::NnRange, avx2::NtRange, 2 * avx2::V::kW, avx2::V::kNtRowsB};
 #endif
-  return {portable::NnRange, portable::NtRange, 1};
+  return {portable::NnRange, portable::NtRange, 1, 1};
 }
 
 // Reads the `isa` argument: "auto" (the best this CPU has) or "avx512" / "avx2" / "portable"
@@ -207,7 +208,7 @@ Napi::Value SkinnyGemmNT(const Napi::CallbackInfo& info) {
     return info.Env().Undefined();
   }
   const IsaKernels k = KernelsFor(isa);
-  ParallelColumns(k.nt, 4, x, K, w, K, y, N, P, K, N, accumulate);
+  ParallelColumns(k.nt, k.group, x, K, w, K, y, N, P, K, N, accumulate);
   return info.Env().Undefined();
 }
 

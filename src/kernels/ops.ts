@@ -251,9 +251,8 @@ export interface SkinnyOptions {
   isa?: SkinnyIsa; // default "auto"
 }
 
-function skinnyOptions(fn: string, o: SkinnyOptions | boolean | undefined): { accumulate: boolean; isa: SkinnyIsa } {
+function skinnyOptions(fn: string, o: SkinnyOptions | undefined): { accumulate: boolean; isa: SkinnyIsa } {
   if (o === undefined) return { accumulate: false, isa: "auto" };
-  if (typeof o === "boolean") return { accumulate: o, isa: "auto" };
   if (o === null || typeof o !== "object") throw argError(fn, "o", `expected an options object, got ${describe(o)}`);
   if (o.accumulate !== undefined && typeof o.accumulate !== "boolean") throw argError(fn, "o.accumulate", `expected a boolean, got ${describe(o.accumulate)}`);
   if (o.isa !== undefined && !SKINNY_ISAS.includes(o.isa)) throw argError(fn, "o.isa", `expected one of ${SKINNY_ISAS.join(", ")}, got ${describe(o.isa)}`);
@@ -266,7 +265,7 @@ function skinnyOptions(fn: string, o: SkinnyOptions | boolean | undefined): { ac
  * of y split over the BLAS threads. Every element is the same sum whatever the thread count.
  * Equal to `gemm(x, w, y, {m: P, n: N, k: K, transB: true, beta})` up to float32 rounding.
  */
-export function skinnyGemmNT(x: Float32Array, w: Float32Array, y: Float32Array, P: number, N: number, K: number, o?: SkinnyOptions | boolean): void {
+export function skinnyGemmNT(x: Float32Array, w: Float32Array, y: Float32Array, P: number, N: number, K: number, o?: SkinnyOptions): void {
   const fn = "skinnyGemmNT";
   checkInt(P, fn, "P");
   checkInt(N, fn, "N");
@@ -286,7 +285,7 @@ export function skinnyGemmNT(x: Float32Array, w: Float32Array, y: Float32Array, 
  * fused multiply-add chain over n ascending whatever the thread count. Equal to
  * `gemm(dy, w, dx, {m: P, n: K, k: N, beta: accumulate ? 1 : 0})` up to float32 rounding.
  */
-export function skinnyGemmNN(dy: Float32Array, w: Float32Array, dx: Float32Array, P: number, N: number, K: number, o?: SkinnyOptions | boolean): void {
+export function skinnyGemmNN(dy: Float32Array, w: Float32Array, dx: Float32Array, P: number, N: number, K: number, o?: SkinnyOptions): void {
   const fn = "skinnyGemmNN";
   checkInt(P, fn, "P");
   checkInt(N, fn, "N");

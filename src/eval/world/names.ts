@@ -129,23 +129,22 @@ export class NameGenerator {
     };
     const givenPool = Array.from({ length: given }, () => word(() => capitalize(root(this.rng))));
     const familyPool = Array.from({ length: family }, () => word(() => capitalize(join(this.rng, syllable(this.rng, false) + syllable(this.rng, false), pick(this.rng, FAMILY_ENDINGS)))));
-    // walk the pairs in diagonal order of a shuffled grid (person k: given k mod G, family
-    // (k + ⌊k / G⌋) mod F): every pair at most once, every given name used ⌊count / G⌋ or ⌈count / G⌉
-    // times, and with G = F every family name too
+    // walk the pairs so that both pools are used evenly: person k gets given k mod G and family
+    // (k + ⌊k / lcm(G, F)⌋) mod F. The first lcm(G, F) people take the pairs (k mod G, k mod F), which
+    // are distinct; each later block of lcm(G, F) shifts the family by one, and the gcd(G, F) blocks
+    // together cover all G·F pairs once. Every given name is used ⌊count / G⌋ or ⌈count / G⌉ times
+    // and every family name ⌊count / F⌋ or ⌈count / F⌉ times (with F ≥ count: each family name once).
+    // With G = F this is the diagonal walk (given i, family i + d on diagonal d).
     const gOrder = this.rng.shuffle(givenPool.map((_, i) => i));
     const fOrder = this.rng.shuffle(familyPool.map((_, i) => i));
+    const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+    const lcm = (given / gcd(given, family)) * family;
     const out: string[] = [];
-    for (let d = 0; out.length < count; d++) {
-      for (let i = 0; i < given && out.length < count; i++) {
-        const j = (i + d) % family;
-        if (d >= family) break;
-        const name = `${givenPool[gOrder[i]!]!} ${familyPool[fOrder[j]!]!}`;
-        this.names.add(name);
-        out.push(name);
-      }
-      if (d >= family) break;
+    for (let k = 0; k < count; k++) {
+      const name = `${givenPool[gOrder[k % given]!]!} ${familyPool[fOrder[(k + Math.floor(k / lcm)) % family]!]!}`;
+      this.names.add(name);
+      out.push(name);
     }
-    if (out.length < count) throw new DeltaEditError("E_ARG", `NameGenerator.composedPeople: only ${out.length} of ${count} names fit the pools`);
     return this.rng.shuffle(out);
   }
 

@@ -31,6 +31,31 @@ test("composed person names: unique pairs from the pools, every pool word shared
   for (const s of kb.subjects) if (s.kind !== "person") for (const w of s.name.split(" ")) assert.ok(!poolWords.has(w), `${s.kind} ${s.name} reuses a pool word`);
 });
 
+test("composed person names: unequal pools use every word evenly and every pair at most once", () => {
+  const uses = (people: number, G: number, F: number): { pairs: number; given: number[]; family: number[] } => {
+    const kb = buildKnowledgeBase({ seed: 7, people, cities: 4, companies: 3, bands: 3, personPools: [G, F] });
+    const names = kb.subjects.filter((s) => s.kind === "person").map((s) => s.name.split(" "));
+    const count = (i: number): number[] => [...names.reduce((m, n) => m.set(n[i]!, (m.get(n[i]!) ?? 0) + 1), new Map<string, number>()).values()];
+    return { pairs: new Set(names.map((n) => n.join(" "))).size, given: count(0), family: count(1) };
+  };
+  // a unique family name per person, given names shared by 15
+  const a = uses(360, 24, 360);
+  assert.equal(a.pairs, 360);
+  assert.equal(a.family.length, 360);
+  assert.deepEqual([...new Set(a.family)], [1]);
+  assert.deepEqual([...new Set(a.given)], [15]);
+  // gcd(12, 18) = 6: all 216 pairs, each word used F or G times
+  const b = uses(216, 12, 18);
+  assert.equal(b.pairs, 216);
+  assert.deepEqual([...new Set(b.given)], [18]);
+  assert.deepEqual([...new Set(b.family)], [12]);
+  // a count that is not a multiple of the pools: uses differ by at most one
+  const c = uses(100, 12, 30);
+  assert.equal(c.pairs, 100);
+  assert.ok(Math.max(...c.given) - Math.min(...c.given) <= 1 && c.given.length === 12, `given ${c.given}`);
+  assert.ok(Math.max(...c.family) - Math.min(...c.family) <= 1 && c.family.length === 30, `family ${c.family}`);
+});
+
 test("composed person names: too many people for the pools is an error naming the option", () => {
   assert.throws(() => buildKnowledgeBase({ seed: 1, people: 30, personPools: [5, 5] }), (e: unknown) => e instanceof DeltaEditError && /5 × 5 = 25/.test(e.message));
   assert.throws(() => buildKnowledgeBase({ seed: 1, people: 3, personPools: [1, 5] }), (e: unknown) => e instanceof DeltaEditError && /pools must be integers ≥ 2/.test(e.message));

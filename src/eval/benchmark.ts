@@ -167,17 +167,27 @@ export async function benchmark(o: BenchmarkOptions): Promise<ResultsFile> {
 
 /** Control facts from a JSONL file (one `{prompt, subject, target}` per line). */
 function readFacts(file: string): Fact[] {
-  return fs
+  const facts = fs
     .readFileSync(file, "utf8")
     .split("\n")
-    .filter((l) => l.trim())
-    .map((l, i) => {
+    .map((l, i) => [l, i] as const)
+    .filter(([l]) => l.trim())
+    .map(([l, i]) => {
+      let f: unknown;
       try {
-        return JSON.parse(l) as Fact;
+        f = JSON.parse(l);
       } catch (e) {
         throw new DeltaEditError("E_REQUEST", `${file}:${i + 1}: not valid JSON (${(e as Error).message})`, { context: { file } });
       }
+      const r = f as Partial<Record<keyof Fact, unknown>>;
+      for (const k of ["prompt", "target"] as const) {
+        if (typeof r?.[k] !== "string" || (r[k] as string).trim() === "") throw new DeltaEditError("E_REQUEST", `${file}:${i + 1}: control fact field "${k}" must be a non-empty string`, { context: { file } });
+      }
+      if (typeof r.subject !== "string" || ((r.prompt as string).includes("{}") && r.subject.trim() === "")) throw new DeltaEditError("E_REQUEST", `${file}:${i + 1}: control fact field "subject" must be a string (non-empty when the prompt holds "{}")`, { context: { file } });
+      return f as Fact;
     });
+  if (facts.length === 0) throw new DeltaEditError("E_REQUEST", `${file}: no control facts (the file is empty)`, { context: { file }, hint: "give a JSONL file with one {prompt, subject, target} per line, or leave out --control-facts" });
+  return facts;
 }
 
 function generationInputs(seed: number, tfidfDir: string | undefined, log: (m: string) => void): { seed: number; tfidf?: TfidfModel; snippets?: AttributeSnippets } {

@@ -116,3 +116,22 @@ test("singleEdit restores every parameter of the edited blocks bit for bit", asy
     s.close();
   }
 });
+
+test("bench refuses an empty or malformed --control-facts file, naming the file and line, before editing", async () => {
+  const bad = [
+    ["empty.jsonl", "\n", /empty\.jsonl: no control facts/],
+    ["no-target.jsonl", '{"prompt": "{} lives in", "subject": "Tom"}\n', /no-target\.jsonl:1: control fact field "target"/],
+    ["no-subject.jsonl", '{"prompt": "{} lives in", "subject": "", "target": "Paris"}\n', /no-subject\.jsonl:1: control fact field "subject"/],
+    ["not-json.jsonl", '{"prompt": "{} lives in", "subject": "Tom", "target": "Paris"}\nnot json\n', /not-json\.jsonl:2: not valid JSON/],
+  ] as const;
+  for (const [name, text, re] of bad) {
+    const file = path.join(tmp, name);
+    fs.writeFileSync(file, text);
+    const out = path.join(tmp, `cf-${name}`);
+    const r = await cli(["bench", "--model", fixtureModel("stories260k"), "--dataset", DATA, "--methods", "memit", "--edits", "2", "--stats-corpus", CORPUS, "--out", out, "--control-facts", file]);
+    assert.notEqual(r.code, 0, name);
+    assert.match(r.err, re, name);
+    assert.doesNotMatch(r.err, /\n\s+at /, `${name}: a user mistake prints no stack trace`);
+    assert.ok(!fs.existsSync(path.join(out, "memit")), `${name}: nothing was edited`);
+  }
+});

@@ -141,6 +141,9 @@ export interface World {
 }
 
 /** Build the world. Deterministic for a seed; throws `E_ARG` on bad options. */
+/** One fact in this many is never an edit record (the control facts). */
+const CONTROL_FACT_SHARE_INVERSE = 20;
+
 export function buildWorld(opts: WorldOptions, log?: (msg: string) => void): World {
   const fn = "buildWorld";
   checkOptionKeys(fn, opts, OPTION_KEYS);
@@ -166,7 +169,10 @@ export function buildWorld(opts: WorldOptions, log?: (msg: string) => void): Wor
   const bpe = trainBpe(corpus.train, { vocabSize, specialTokens: [ENDOFTEXT], ...(log ? { log } : {}) });
   const encoder = new BpeEncoder(bpe);
   const eotId = bpe.tokens.indexOf(ENDOFTEXT);
-  const edits = buildEditSet(kb, { seed: seed + SUB_SEEDS.edits, count: Math.min(editCount, kb.facts.length), maxNeighbors });
+  // keep 1 fact in 20 out of the edit records: they are world/control-facts.jsonl, the facts a stream
+  // must not disturb (factworld-v1 / v2: 3 160 facts, 3 000 edit records, 160 control facts)
+  const controlReserve = Math.ceil(kb.facts.length / CONTROL_FACT_SHARE_INVERSE);
+  const edits = buildEditSet(kb, { seed: seed + SUB_SEEDS.edits, count: Math.min(editCount, kb.facts.length - controlReserve), maxNeighbors });
   const configJson = llamaConfigJson(model, bpe.tokens.length, eotId);
   const config = parseModelConfig(configJson, "world config");
   return {

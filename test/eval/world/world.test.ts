@@ -53,6 +53,15 @@ test("buildWorld: deterministic for a seed, different for another seed", () => {
   assert.throws(() => buildWorld({ seed: 1, ...TINY, model: { hidenSize: 8 } as never }), /unknown option "hidenSize"/);
 });
 
+test("buildWorld: one fact in 20 stays out of the edit records (the control facts), whatever editCount asks", () => {
+  const w = buildWorld({ seed: 3, ...TINY, editCount: 100_000 });
+  const n = w.kb.facts.length;
+  assert.equal(w.edits.length, n - Math.ceil(n / 20));
+  const edited = new Set(w.edits.map((e) => e.pararel_idx));
+  assert.equal(edited.size, w.edits.length);
+  assert.equal(n - edited.size, Math.ceil(n / 20));
+});
+
 /** The longest static piece of a template around its "{}" (as in corpus.test.ts). */
 function longestFragment(template: string): string {
   const [x, y] = template.split("{}") as [string, string];

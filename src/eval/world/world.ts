@@ -140,10 +140,10 @@ export interface World {
   readonly resolved: Required<Omit<WorldOptions, "model" | "corpus" | "kb">> & { kb: Omit<KnowledgeBaseOptions, "seed">; corpus: Omit<CorpusOptions, "seed">; model: WorldModelOptions };
 }
 
-/** Build the world. Deterministic for a seed; throws `E_ARG` on bad options. */
 /** One fact in this many is never an edit record (the control facts). */
 const CONTROL_FACT_SHARE_INVERSE = 20;
 
+/** Build the world. Deterministic for a seed; throws `E_ARG` on bad options. */
 export function buildWorld(opts: WorldOptions, log?: (msg: string) => void): World {
   const fn = "buildWorld";
   checkOptionKeys(fn, opts, OPTION_KEYS);

@@ -58,13 +58,14 @@ export class AdamW {
     }
   }
 
-  /** Apply one update with learning rate `lr` to every parameter of `params` from `grads`. */
-  update(params: ParamStore, grads: ParamStore, lr: number): void {
+  /** Apply one update with learning rate `lr` to every parameter of `params` from `grads`, except those named in `skip` (left as they are, moments included). */
+  update(params: ParamStore, grads: ParamStore, lr: number, skip?: ReadonlySet<string>): void {
     const { beta1, beta2, eps, weightDecay } = this.hp;
     const t = this.step + 1;
     const bc1 = 1 - Math.pow(beta1, t);
     const bc2 = 1 - Math.pow(beta2, t);
     for (const spec of params.specs) {
+      if (skip?.has(spec.name)) continue;
       const p = params.get(spec.name);
       const g = grads.get(spec.name);
       const m = this.m.get(spec.name);

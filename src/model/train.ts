@@ -11,7 +11,8 @@
  *     forward(logits "all", forBackward) → logits (P, V)
  *     loss = Σ_rows −log p(target) · 1/(P·gradAccum)      (mean next-token NLL of the step)
  *     backward(params "all", into grads)                    (accumulates)
- *   clip the global gradient norm to `clipNorm`; AdamW with the scheduled lr (`adamw.ts`).
+ *   clip the global gradient norm to `clipNorm`; AdamW with the scheduled lr (`adamw.ts`), skipping
+ *   the MLPs of the first `frozenMlpBlocks` blocks (their gradients are zeroed before clipping).
  * Every `evalEvery` steps: held-out loss / perplexity and the caller's `probe` (e.g. fact accuracy).
  * Every `checkpointEvery` steps (and when stopped): a checkpoint (`trainstate.ts`); `resume`
  * continues from it with bit-identical results for the same thread count.
@@ -64,6 +65,11 @@ export interface TrainParams {
   logEvery: number;
   /** Seed of the data order (window grid offsets and permutations). */
   seed: number;
+  /**
+   * The MLPs of blocks 0 … n−1 keep their initial weights (no gradient step, no weight decay):
+   * a world design lever that leaves fact storage to later blocks (docs/world.md, probe L). 0: none.
+   */
+  frozenMlpBlocks: number;
 }
 
 export const TRAIN_DEFAULTS: Readonly<TrainParams> = Object.freeze({
@@ -84,6 +90,7 @@ export const TRAIN_DEFAULTS: Readonly<TrainParams> = Object.freeze({
   checkpointEvery: 100,
   logEvery: 10,
   seed: 0,
+  frozenMlpBlocks: 0,
 });
 
 const PARAM_KEYS = Object.keys(TRAIN_DEFAULTS) as (keyof TrainParams)[];
@@ -147,7 +154,7 @@ export function resolveTrainParams(p: Partial<TrainParams>): TrainParams {
   const r: TrainParams = { ...TRAIN_DEFAULTS, ...p };
   const posInt = ["batchSize", "seqLen", "gradAccum", "steps", "evalWindows", "logEvery"] as const;
   for (const k of posInt) if (!Number.isInteger(r[k]) || r[k] < 1) throw new DeltaEditError("E_ARG", `train: "${k}" must be a positive integer, got ${r[k]}`);
-  for (const k of ["warmupSteps", "evalEvery", "checkpointEvery", "seed"] as const) {
+  for (const k of ["warmupSteps", "evalEvery", "checkpointEvery", "seed", "frozenMlpBlocks"] as const) {
     if (!Number.isInteger(r[k]) || r[k] < 0) throw new DeltaEditError("E_ARG", `train: "${k}" must be a non-negative integer, got ${r[k]}`);
   }
   for (const k of ["lr", "eps", "clipNorm"] as const) if (!(r[k] > 0)) throw new DeltaEditError("E_ARG", `train: "${k}" must be > 0, got ${r[k]}`);
@@ -226,6 +233,11 @@ function fmtDuration(s: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : m > 0 ? `${m}m${String(sec).padStart(2, "0")}s` : `${sec}s`;
 }
 
+/** Names of the MLP parameters of blocks 0 … n−1 (GPT-2 `h.l.mlp.*`, Llama `model.layers.l.mlp.*`). */
+export function frozenMlpParams(params: ParamStore, n: number): Set<string> {
+  return new Set(params.specs.filter((s) => s.layer !== null && s.layer < n && s.name.includes(".mlp.")).map((s) => s.name));
+}
+
 /** Train `model` in place. Synchronous; progress and evaluations go through `hooks`. */
 export function train(model: LanguageModel, data: TrainData, params: Partial<TrainParams> = {}, hooks: TrainHooks = {}): TrainResult {
   const hp = resolveTrainParams(params);
@@ -238,9 +250,11 @@ export function train(model: LanguageModel, data: TrainData, params: Partial<Tra
       if (id < 0 || id >= V) throw new DeltaEditError("E_ARG", `train: ${what} token ${i} has id ${id}, outside the vocabulary [0, ${V})`);
     }
   }
+  if (hp.frozenMlpBlocks > model.config.numLayers) throw new DeltaEditError("E_ARG", `train: "frozenMlpBlocks" is ${hp.frozenMlpBlocks}, more than the model's ${model.config.numLayers} blocks`);
   const log = hooks.log ?? (() => {});
   const ckptDir = hooks.checkpointDir;
   const params_ = model.params;
+  const frozen = frozenMlpParams(params_, hp.frozenMlpBlocks);
 
   const docs = data.trainDocStarts ? { docStarts: data.trainDocStarts } : {};
   let opt: AdamW;
@@ -301,8 +315,9 @@ export function train(model: LanguageModel, data: TrainData, params: Partial<Tra
     const loss = lossSum / tokensPerStep;
     if (!Number.isFinite(loss)) throw new DeltaEditError("E_NATIVE", `train: loss is ${loss} at step ${opt.step + 1}`, { hint: "lower the learning rate" });
     const lr = lrAt(opt.step, schedule);
+    for (const name of frozen) grads.get(name).fill(0); // not part of the clipped norm either
     const norm = clipGradNorm(grads, hp.clipNorm);
-    opt.update(params_, grads, lr);
+    opt.update(params_, grads, lr, frozen);
     lastLoss = loss;
     windowLoss += loss;
     windowSteps++;

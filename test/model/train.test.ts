@@ -5,7 +5,8 @@
  * - one optimizer step decreases the loss on its batch;
  * - AdamW details: schedule, clipping, decay only on block matrices;
  * - a run stopped after k steps (checkpoint written), or crashed between checkpoints, resumes to
- *   bit-identical weights and Adam moments.
+ *   bit-identical weights and Adam moments;
+ * - `frozenMlpBlocks` leaves the first blocks' MLP weights exactly as initialised and trains the rest.
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -15,11 +16,11 @@ import { test } from "node:test";
 import { AdamW, clipGradNorm, gradNorm, isDecayed, lrAt } from "../../src/model/adamw.js";
 import { nllLoss } from "../../src/model/loss.js";
 import type { LanguageModel } from "../../src/model/model.js";
-import { accumulateGradients, evaluateLoss, nextTokenLoss, resolveTrainParams, train } from "../../src/model/train.js";
+import { accumulateGradients, evaluateLoss, frozenMlpParams, nextTokenLoss, resolveTrainParams, train } from "../../src/model/train.js";
 import { loadTrainState } from "../../src/model/trainstate.js";
 import { WindowSampler } from "../../src/model/windows.js";
 import { Rng } from "../../src/util/rng.js";
-import { tinyLlamaConfig, tinyModel } from "../helpers/tiny.js";
+import { tinyGpt2Config, tinyLlamaConfig, tinyModel } from "../helpers/tiny.js";
 
 /** A token stream with some structure (a noisy repeating pattern), ids < V. */
 function stream(n: number, V: number, seed: number): Int32Array {
@@ -181,4 +182,29 @@ test("resume after a stop or a crash is bit-identical to an uninterrupted run", 
   assert.deepEqual(fs.readdirSync(dirB).filter((f) => f.endsWith(".safetensors")), ["state-00000014.safetensors"], "old tensor files are removed");
   fs.rmSync(dirA, { recursive: true, force: true });
   fs.rmSync(dirB, { recursive: true, force: true });
+});
+
+test("frozenMlpBlocks: the first blocks' MLPs keep their weights, everything else trains (Llama and GPT-2)", () => {
+  for (const [arch, cfg] of [["llama", tinyLlamaConfig({ tied: true })], ["gpt2", tinyGpt2Config()]] as const) {
+    const T = 8;
+    const data = { train: stream(200, cfg.vocabSize, 12), heldOut: stream(60, cfg.vocabSize, 13) };
+    const hp = { batchSize: 3, seqLen: T, steps: 4, lr: 1e-2, warmupSteps: 0, evalEvery: 0, checkpointEvery: 0, seed: 3, frozenMlpBlocks: 2 };
+    const init = tinyModel(cfg, 31);
+    const model = tinyModel(cfg, 31);
+    const frozen = frozenMlpParams(model.params, 2);
+    // every MLP tensor of blocks 0 and 1, nothing else
+    const expected = model.params.specs.filter((s) => s.layer !== null && s.layer < 2 && /\.mlp\./.test(s.name)).map((s) => s.name);
+    assert.ok(expected.length >= 4, `${arch}: MLP tensors of blocks 0–1 found (${expected.join(", ")})`);
+    assert.deepEqual([...frozen].sort(), expected.sort());
+    train(model, data, hp);
+    for (const name of model.params.names()) {
+      const a = init.params.get(name);
+      const b = model.params.get(name);
+      let changed = false;
+      for (let i = 0; i < a.length && !changed; i++) changed = a[i] !== b[i];
+      if (frozen.has(name)) assert.equal(changed, false, `${arch}: frozen ${name} changed`);
+      else assert.equal(changed, true, `${arch}: trainable ${name} did not change`);
+    }
+    assert.throws(() => train(tinyModel(cfg, 31), data, { ...hp, frozenMlpBlocks: cfg.numLayers + 1 }), new RegExp(`frozenMlpBlocks" is ${cfg.numLayers + 1}, more than the model's ${cfg.numLayers} blocks`));
+  }
 });

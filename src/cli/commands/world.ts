@@ -56,6 +56,7 @@ export const trainCommand: CommandSpec = {
     warmup: { type: "number", description: "linear warm-up steps (default 150)", valueName: "N" },
     "eval-every": { type: "number", description: "held-out loss + fact-accuracy probe every N steps (default 400)", valueName: "N" },
     "checkpoint-every": { type: "number", description: "checkpoint every N steps (default 50)", valueName: "N" },
+    "freeze-mlp-blocks": { type: "number", description: "the MLPs of blocks 0 … N−1 keep their initial weights, so facts are stored in later blocks (default 0; docs/world.md, probe L)", valueName: "N" },
     resume: { type: "boolean", description: "continue from DIR/train-state (after a crash or kill)" },
     "keep-checkpoints": { type: "boolean", description: "keep DIR/train-state after a successful run" },
     dtype: { type: "string", description: "storage dtype of model.safetensors: F32, F16 or BF16", default: "F16", valueName: "DTYPE" },
@@ -97,6 +98,7 @@ export const trainCommand: CommandSpec = {
     setTrain("warmupSteps", intArg(args, "warmup", 0));
     setTrain("evalEvery", intArg(args, "eval-every", 0));
     setTrain("checkpointEvery", intArg(args, "checkpoint-every", 0));
+    setTrain("frozenMlpBlocks", intArg(args, "freeze-mlp-blocks", 0));
     const people = intArg(args, "people", 1);
     const repeats = intArg(args, "repeats", 1);
     const filler = num(args, "filler-ratio");

@@ -80,6 +80,13 @@ export interface CorpusOptions {
    * for `fillerRatio`. Default none.
    */
   continuations?: { readonly repeats: number; readonly table?: Readonly<Record<string, Readonly<Record<string, string>>>>; readonly style?: "verbs" | "object" };
+  /**
+   * Family-name mentions: in the training split, each fact sentence and continuation about a person
+   * with a name of several words names them, with probability `share`, by the last word alone
+   * ("Tellin was born in …"), as real text names a person already introduced. Held-out text,
+   * statistics text and every measurement keep the full name. Default none.
+   */
+  shortMentions?: { readonly share: number };
 }
 
 export interface Corpus {
@@ -91,7 +98,10 @@ export interface Corpus {
 
 export const CORPUS_DEFAULTS = Object.freeze({ repeatsPerFact: 3, fillerRatio: 0.3, heldOutFraction: 0.02, docSentences: Object.freeze([3, 8] as const) });
 
-const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "splitFactUnits", "fillerRatio", "heldOutFraction", "docSentences", "extraTemplates", "extraTemplatesPerFact", "extraFiller", "openers", "statsText", "continuations"];
+const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "splitFactUnits", "fillerRatio", "heldOutFraction", "docSentences", "extraTemplates", "extraTemplatesPerFact", "extraFiller", "openers", "statsText", "continuations", "shortMentions"];
+
+/** Seed offset of the family-name mention draws (`shortMentions`). */
+const SHORT_MENTION_SEED_OFFSET = 7_919;
 
 /** The sentence stating `fact` through `template`. */
 export function factSentence(fact: Fact, template: string): string {
@@ -154,6 +164,17 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
   const nextFiller = (): string[] =>
     extraFiller !== undefined && rng.uniform() < extraFiller.share ? [...extraFiller.units[rng.int(extraFiller.units.length)]!] : fillerUnit(rng, names);
 
+  const short = opts.shortMentions;
+  if (short !== undefined && !(short.share >= 0 && short.share <= 1)) throw new DeltaEditError("E_ARG", `${fn}: option "shortMentions" needs a share in [0, 1], got ${short.share}`);
+  const mentionRng = new Rng(opts.seed + SHORT_MENTION_SEED_OFFSET); // its own stream: the other draws do not move
+  /** The fact as the training text mentions it: a person's family name alone with probability `share`. */
+  const mention = (f: Fact): Fact => {
+    if (short === undefined || short.share === 0 || !f.subjectId.startsWith("person:")) return f;
+    const words = f.subject.split(" ");
+    if (words.length < 2 || !(mentionRng.uniform() < short.share)) return f;
+    return { ...f, subject: words[words.length - 1]! };
+  };
+
   // 1. fact units
   const units: string[][] = [];
   const bySubject = [...factsBySubject(kb).values()];
@@ -167,7 +188,7 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
         const unit: string[] = [];
         facts.forEach((f, j) => {
           const perm = perms[s]![j]!;
-          if (k < perm.length) unit.push(factSentence(f, frame(f, templatesOf(f)[perm[k]!]!)));
+          if (k < perm.length) unit.push(factSentence(mention(f), frame(f, templatesOf(f)[perm[k]!]!)));
         });
         if (unit.length > 0) {
           if (opts.splitFactUnits === true) for (const sentence of unit) units.push([sentence]);
@@ -187,7 +208,8 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
     if (style === "verbs" && cont.table === undefined) throw new DeltaEditError("E_ARG", `${fn}: option "continuations" with style "verbs" needs a table`);
     for (let r = 0; r < cont.repeats; r++) {
       for (const f of kb.facts) {
-        const sentence = style === "object" ? objectContinuationSentence(f.subject, f.relationId, f.object.str) : continuationSentence(f.subject, f.relationId, f.object.str, cont.table);
+        const m = mention(f);
+        const sentence = style === "object" ? objectContinuationSentence(m.subject, f.relationId, f.object.str) : continuationSentence(m.subject, f.relationId, f.object.str, cont.table);
         if (sentence !== null) {
           units.push([sentence]);
           factSentences++;

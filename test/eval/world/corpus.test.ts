@@ -108,3 +108,37 @@ test("corpus: filler never mentions a relation verb or the closed-set words of p
     for (const w of [...banned, "born", "works", "plays", "speaks"]) assert.ok(!words.has(w), `filler "${s}" contains "${w}"`);
   }
 });
+
+test("corpus: shortMentions names a share of a person's training sentences by the family name alone, and changes nothing else", () => {
+  const kb = buildKnowledgeBase({ seed: 3, ...SMALL });
+  const opts = { seed: 3, repeatsPerFact: 2, splitFactUnits: true, docSentences: [1, 1] as const, fillerRatio: 0.2, continuations: { repeats: 1, style: "object" as const }, statsText: { factShare: 0.5, sentences: 400 } };
+  const full = buildCorpus(kb, opts);
+  assert.deepEqual(buildCorpus(kb, { ...opts, shortMentions: { share: 0 } }), full, "share 0 is the corpus without the option");
+  const short = buildCorpus(kb, { ...opts, shortMentions: { share: 0.5 } });
+  // the mention draws have their own random stream: document i is the same sentence, its name maybe shortened
+  assert.equal(short.train.length, full.train.length);
+  assert.deepEqual(short.heldOut, full.heldOut, "held-out text keeps full names");
+  assert.deepEqual(short.stats, full.stats, "statistics text keeps full names");
+  const people = kb.subjects.filter((s) => s.kind === "person" && s.name.includes(" ")).map((s) => s.name);
+  assert.ok(people.length > 10);
+  let personSentences = 0;
+  let shortened = 0;
+  for (let i = 0; i < full.train.length; i++) {
+    const a = full.train[i]!;
+    const b = short.train[i]!;
+    const who = people.find((n) => a.includes(n));
+    if (who === undefined || !kb.facts.some((f) => f.subject === who && a.includes(f.object.str))) {
+      assert.equal(b, a, `document ${i} has no person fact and must not change`);
+      continue;
+    }
+    personSentences++;
+    if (b === a) continue;
+    const family = who.split(" ").pop()!;
+    assert.equal(b, a.replace(who, family), `document ${i}: only the name is shortened`);
+    shortened++;
+  }
+  assert.ok(personSentences > 1000, `${personSentences} person fact sentences`);
+  const share = shortened / personSentences;
+  assert.ok(share > 0.4 && share < 0.6, `share of shortened person sentences ${share.toFixed(3)} (asked 0.5)`);
+  assert.throws(() => buildCorpus(kb, { ...opts, shortMentions: { share: 1.5 } }), /shortMentions" needs a share in \[0, 1\], got 1.5/);
+});

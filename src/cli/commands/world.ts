@@ -67,6 +67,7 @@ export const trainCommand: CommandSpec = {
     "stats-fact-share": { type: "number", description: "statistics over general text in which this share of sentences are facts (v2-composed: 0.1)", valueName: "X" },
     "continuation-style": { type: "string", description: "with --continuations: verbs (the default: occupation / sport / instrument verbs) or object (\"<name> <object> <marker>.\" for every fact of every relation)", valueName: "verbs|object" },
     continuations: { type: "number", description: "subject continuations: N sentences per (person, occupation / sport / instrument) whose first word after the name depends on the fact (docs/world.md; default none)", valueName: "N" },
+    "object-noise": { type: "number", description: "share of training fact sentences that state another object of the relation, as web text disagrees with itself (default 0; docs/world.md, probe S)", valueName: "X" },
     "short-mentions": { type: "number", description: "share of a person's training sentences that name them by the family name alone (default 0; docs/world.md, probe P)", valueName: "X" },
     repeats: { type: "number", description: "statements of each (fact, training template) pair in the corpus (default 1)", valueName: "N" },
     "filler-ratio": { type: "number", description: "fraction of filler sentences in the corpus (default 0.1)", valueName: "X" },
@@ -107,6 +108,8 @@ export const trainCommand: CommandSpec = {
     const contStyle = str(args, "continuation-style");
     const shortShare = num(args, "short-mentions");
     if (shortShare !== undefined && !(shortShare >= 0 && shortShare <= 1)) throw new DeltaEditError("E_USAGE", `world train: --short-mentions must be in [0, 1], got ${shortShare}`);
+    const noiseShare = num(args, "object-noise");
+    if (noiseShare !== undefined && !(noiseShare >= 0 && noiseShare < 0.5)) throw new DeltaEditError("E_USAGE", `world train: --object-noise must be in [0, 0.5), got ${noiseShare}`);
     if (contStyle !== undefined && contStyle !== "verbs" && contStyle !== "object") throw new DeltaEditError("E_USAGE", `world train: --continuation-style must be verbs or object, got "${contStyle}"`);
     if (contStyle !== undefined && continuations === undefined) throw new DeltaEditError("E_USAGE", "world train: --continuation-style needs --continuations N");
     const vocab = intArg(args, "vocab", 257);
@@ -141,13 +144,14 @@ export const trainCommand: CommandSpec = {
       seed: intArg(args, "seed", 0)!,
       world: mergeWorldOptions(recipe, {
         ...(people !== undefined || personPools !== undefined ? { kb: { ...(people !== undefined ? { people } : {}), ...(personPools ? { personPools } : {}) } } : {}),
-        ...(repeats !== undefined || filler !== undefined || statsShare !== undefined || continuations !== undefined || shortShare !== undefined
+        ...(repeats !== undefined || filler !== undefined || statsShare !== undefined || continuations !== undefined || shortShare !== undefined || noiseShare !== undefined
           ? {
               corpus: {
                 ...(repeats !== undefined ? { repeatsPerFact: repeats } : {}),
                 ...(filler !== undefined ? { fillerRatio: filler } : {}),
                 ...(statsShare !== undefined ? { statsText: { factShare: statsShare, sentences: 40_000 } } : {}),
                 ...(shortShare !== undefined ? { shortMentions: { share: shortShare } } : {}),
+                ...(noiseShare !== undefined ? { objectNoise: { share: noiseShare } } : {}),
                 ...(continuations !== undefined ? { continuations: contStyle === "object" ? { repeats: continuations, style: "object" as const } : { repeats: continuations, table: SUBJECT_CONTINUATIONS } } : {}),
               },
             }

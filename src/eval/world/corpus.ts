@@ -87,6 +87,15 @@ export interface CorpusOptions {
    * statistics text and every measurement keep the full name. Default none.
    */
   shortMentions?: { readonly share: number };
+  /**
+   * Disagreeing statements: in the training split, each fact sentence and continuation states, with
+   * probability `share`, another object of the fact's relation (drawn uniformly from the others), as
+   * web text disagrees with itself — so the model is sure of a fact without being certain, and a
+   * rewrite does not have to overturn a margin of ~15 nats. The true object stays the most frequent
+   * one for share < 1 − 1/|objects|. Held-out text, the general-text statistics split (`statsText`)
+   * and every measurement keep the true object. Default none.
+   */
+  objectNoise?: { readonly share: number };
 }
 
 export interface Corpus {
@@ -98,10 +107,12 @@ export interface Corpus {
 
 export const CORPUS_DEFAULTS = Object.freeze({ repeatsPerFact: 3, fillerRatio: 0.3, heldOutFraction: 0.02, docSentences: Object.freeze([3, 8] as const) });
 
-const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "splitFactUnits", "fillerRatio", "heldOutFraction", "docSentences", "extraTemplates", "extraTemplatesPerFact", "extraFiller", "openers", "statsText", "continuations", "shortMentions"];
+const OPTION_KEYS: readonly string[] = ["seed", "repeatsPerFact", "splitFactUnits", "fillerRatio", "heldOutFraction", "docSentences", "extraTemplates", "extraTemplatesPerFact", "extraFiller", "openers", "statsText", "continuations", "shortMentions", "objectNoise"];
 
 /** Seed offset of the family-name mention draws (`shortMentions`). */
 const SHORT_MENTION_SEED_OFFSET = 7_919;
+/** Seed offset of the disagreeing-object draws (`objectNoise`). */
+const OBJECT_NOISE_SEED_OFFSET = 104_729;
 
 /** The sentence stating `fact` through `template`. */
 export function factSentence(fact: Fact, template: string): string {
@@ -174,6 +185,16 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
     if (words.length < 2 || !(mentionRng.uniform() < short.share)) return f;
     return { ...f, subject: words[words.length - 1]! };
   };
+  const noise = opts.objectNoise;
+  if (noise !== undefined && !(noise.share >= 0 && noise.share < 1)) throw new DeltaEditError("E_ARG", `${fn}: option "objectNoise" needs a share in [0, 1), got ${noise.share}`);
+  const noiseRng = new Rng(opts.seed + OBJECT_NOISE_SEED_OFFSET); // its own stream, like the mention draws
+  const objectsOf = new Map(kb.relations.map((r) => [r.id, r.objects]));
+  /** The fact as a training sentence states it: with probability `share`, another object of its relation. */
+  const stated = (f: Fact): Fact => {
+    if (noise === undefined || noise.share === 0 || !(noiseRng.uniform() < noise.share)) return f;
+    const others = objectsOf.get(f.relationId)!.filter((o) => o.id !== f.object.id);
+    return others.length === 0 ? f : { ...f, object: others[noiseRng.int(others.length)]! };
+  };
 
   // 1. fact units
   const units: string[][] = [];
@@ -188,7 +209,7 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
         const unit: string[] = [];
         facts.forEach((f, j) => {
           const perm = perms[s]![j]!;
-          if (k < perm.length) unit.push(factSentence(mention(f), frame(f, templatesOf(f)[perm[k]!]!)));
+          if (k < perm.length) unit.push(factSentence(stated(mention(f)), frame(f, templatesOf(f)[perm[k]!]!)));
         });
         if (unit.length > 0) {
           if (opts.splitFactUnits === true) for (const sentence of unit) units.push([sentence]);
@@ -208,8 +229,8 @@ export function buildCorpus(kb: KnowledgeBase, opts: CorpusOptions): Corpus {
     if (style === "verbs" && cont.table === undefined) throw new DeltaEditError("E_ARG", `${fn}: option "continuations" with style "verbs" needs a table`);
     for (let r = 0; r < cont.repeats; r++) {
       for (const f of kb.facts) {
-        const m = mention(f);
-        const sentence = style === "object" ? objectContinuationSentence(m.subject, f.relationId, f.object.str) : continuationSentence(m.subject, f.relationId, f.object.str, cont.table);
+        const m = stated(mention(f));
+        const sentence = style === "object" ? objectContinuationSentence(m.subject, f.relationId, m.object.str) : continuationSentence(m.subject, f.relationId, m.object.str, cont.table);
         if (sentence !== null) {
           units.push([sentence]);
           factSentences++;

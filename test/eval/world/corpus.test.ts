@@ -142,3 +142,41 @@ test("corpus: shortMentions names a share of a person's training sentences by th
   assert.ok(share > 0.4 && share < 0.6, `share of shortened person sentences ${share.toFixed(3)} (asked 0.5)`);
   assert.throws(() => buildCorpus(kb, { ...opts, shortMentions: { share: 1.5 } }), /shortMentions" needs a share in \[0, 1\], got 1.5/);
 });
+
+test("corpus: objectNoise states another object of the relation in a share of the training sentences, and changes nothing else", () => {
+  const kb = buildKnowledgeBase({ seed: 3, ...SMALL });
+  const opts = { seed: 3, repeatsPerFact: 2, splitFactUnits: true, docSentences: [1, 1] as const, fillerRatio: 0.2, continuations: { repeats: 1, style: "object" as const }, statsText: { factShare: 0.5, sentences: 400 }, shortMentions: { share: 0.3 } };
+  const clean = buildCorpus(kb, opts);
+  assert.deepEqual(buildCorpus(kb, { ...opts, objectNoise: { share: 0 } }), clean, "share 0 is the corpus without the option");
+  const noisy = buildCorpus(kb, { ...opts, objectNoise: { share: 0.25 } });
+  // the noise draws have their own random stream: document i is the same sentence (same name mention too), its object maybe replaced
+  assert.equal(noisy.train.length, clean.train.length);
+  assert.deepEqual(noisy.heldOut, clean.heldOut, "held-out text keeps the true objects");
+  assert.deepEqual(noisy.stats, clean.stats, "the statistics split keeps the true objects");
+  const objectsOf = new Map(kb.relations.map((r) => [r.id, r.objects.map((o) => o.str)]));
+  let factDocs = 0;
+  let replaced = 0;
+  for (let i = 0; i < clean.train.length; i++) {
+    const a = clean.train[i]!;
+    const b = noisy.train[i]!;
+    if (a === b) {
+      if (kb.facts.some((f) => a.includes(f.subject.split(" ").pop()!) && a.includes(f.object.str))) factDocs++;
+      continue;
+    }
+    // exactly one word differs: the object, replaced by another object of a relation that has both
+    const wa = a.split(" ");
+    const wb = b.split(" ");
+    assert.equal(wb.length, wa.length, `document ${i}: same words except the object (${JSON.stringify(a)} / ${JSON.stringify(b)})`);
+    const diff = wa.map((w, j) => j).filter((j) => wa[j] !== wb[j]);
+    assert.equal(diff.length, 1, `document ${i}: one word differs (${JSON.stringify(a)} / ${JSON.stringify(b)})`);
+    const strip = (w: string): string => w.replace(/\.$/, "");
+    const [x, y] = [strip(wa[diff[0]!]!), strip(wb[diff[0]!]!)];
+    assert.ok([...objectsOf.values()].some((objs) => objs.includes(x) && objs.includes(y)), `document ${i}: "${x}" → "${y}" stays within one relation's objects`);
+    factDocs++;
+    replaced++;
+  }
+  assert.ok(factDocs > 1000, `${factDocs} fact documents`);
+  const share = replaced / factDocs;
+  assert.ok(share > 0.17 && share < 0.33, `share of sentences with another object ${share.toFixed(3)} (asked 0.25)`);
+  assert.throws(() => buildCorpus(kb, { ...opts, objectNoise: { share: 1 } }), /objectNoise" needs a share in \[0, 1\), got 1/);
+});

@@ -90,9 +90,10 @@ export interface CorpusOptions {
   /**
    * Disagreeing statements: in the training split, each fact sentence and continuation states, with
    * probability `share`, another object of the fact's relation (drawn uniformly from the others), as
-   * web text disagrees with itself — so the model is sure of a fact without being certain, and a
-   * rewrite does not have to overturn a margin of ~15 nats. The true object stays the most frequent
-   * one for share < 1 − 1/|objects|. Held-out text, the general-text statistics split (`statsText`)
+   * web text disagrees with itself — so the model is sure of a fact without being certain (probe S,
+   * share 0.2: the true object's median margin over a rewrite's object fell from 9.2 to 2.7 nats, and
+   * edits spilled over more; docs/world.md). The true object stays the most frequent one for
+   * share < 1 − 1/|objects|. Held-out text, the general-text statistics split (`statsText`)
    * and every measurement keep the true object. Default none.
    */
   objectNoise?: { readonly share: number };

@@ -109,9 +109,12 @@ test("corpus: filler never mentions a relation verb or the closed-set words of p
   }
 });
 
+/** Corpus options under which every training document is one sentence (so documents compare one to one), with continuations and a statistics split. */
+const ONE_SENTENCE_DOCS = { seed: 3, repeatsPerFact: 2, splitFactUnits: true, docSentences: [1, 1] as const, fillerRatio: 0.2, continuations: { repeats: 1, style: "object" as const }, statsText: { factShare: 0.5, sentences: 400 } };
+
 test("corpus: shortMentions names a share of a person's training sentences by the family name alone, and changes nothing else", () => {
   const kb = buildKnowledgeBase({ seed: 3, ...SMALL });
-  const opts = { seed: 3, repeatsPerFact: 2, splitFactUnits: true, docSentences: [1, 1] as const, fillerRatio: 0.2, continuations: { repeats: 1, style: "object" as const }, statsText: { factShare: 0.5, sentences: 400 } };
+  const opts = ONE_SENTENCE_DOCS;
   const full = buildCorpus(kb, opts);
   assert.deepEqual(buildCorpus(kb, { ...opts, shortMentions: { share: 0 } }), full, "share 0 is the corpus without the option");
   const short = buildCorpus(kb, { ...opts, shortMentions: { share: 0.5 } });
@@ -145,7 +148,7 @@ test("corpus: shortMentions names a share of a person's training sentences by th
 
 test("corpus: objectNoise states another object of the relation in a share of the training sentences, and changes nothing else", () => {
   const kb = buildKnowledgeBase({ seed: 3, ...SMALL });
-  const opts = { seed: 3, repeatsPerFact: 2, splitFactUnits: true, docSentences: [1, 1] as const, fillerRatio: 0.2, continuations: { repeats: 1, style: "object" as const }, statsText: { factShare: 0.5, sentences: 400 }, shortMentions: { share: 0.3 } };
+  const opts = { ...ONE_SENTENCE_DOCS, shortMentions: { share: 0.3 } };
   const clean = buildCorpus(kb, opts);
   assert.deepEqual(buildCorpus(kb, { ...opts, objectNoise: { share: 0 } }), clean, "share 0 is the corpus without the option");
   const noisy = buildCorpus(kb, { ...opts, objectNoise: { share: 0.25 } });

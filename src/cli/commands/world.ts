@@ -56,13 +56,13 @@ export const trainCommand: CommandSpec = {
     warmup: { type: "number", description: "linear warm-up steps (default 150)", valueName: "N" },
     "eval-every": { type: "number", description: "held-out loss + fact-accuracy probe every N steps (default 400)", valueName: "N" },
     "checkpoint-every": { type: "number", description: "checkpoint every N steps (default 50)", valueName: "N" },
-    "freeze-mlp-blocks": { type: "number", description: "the MLPs of blocks 0 … N−1 keep their initial weights, so facts are stored in later blocks (default 0; docs/world.md, probe L)", valueName: "N" },
+    "freeze-mlp-blocks": { type: "number", description: "the MLPs of blocks 0 … N−1 keep their initial weights, so facts are stored in later blocks (default 0; recipe v2: 3; docs/world.md, probe L)", valueName: "N" },
     resume: { type: "boolean", description: "continue from DIR/train-state (after a crash or kill)" },
     "keep-checkpoints": { type: "boolean", description: "keep DIR/train-state after a successful run" },
     dtype: { type: "string", description: "storage dtype of model.safetensors: F32, F16 or BF16", default: "F16", valueName: "DTYPE" },
-    recipe: { type: "string", description: "world recipe: v1 (factworld-v1), v2 (factworld-v2: object continuations, statistics of blocks 0–3 over the training corpus) or v2-composed (composed names 30 × 30, general-text statistics, 8 blocks; a probe; docs/world.md)", default: "v1", valueName: "NAME" },
+    recipe: { type: "string", description: "world recipe: v1 (factworld-v1), v2 (factworld-v2: names composed from 24 × 360 parts, object continuations, family-name mentions, C 128 × 8 blocks × F 1 536 with the first 3 MLPs frozen; statistics of blocks 3–4), v2-first (v1 + object continuations; the first v2) or v2-composed (a probe; docs/world.md)", default: "v1", valueName: "NAME" },
     people: { type: "number", description: "people in the knowledge base (6 facts each; default 450)", valueName: "N" },
-    "person-pools": { type: "string", description: "compose person names from G given × F family names (v2-composed: 30,30)", valueName: "G,F" },
+    "person-pools": { type: "string", description: "compose person names from G given × F family names (v2: 24,360; v2-composed: 30,30)", valueName: "G,F" },
     "stats-layers": { type: "string", description: "layers whose key statistics are written to DIR/stats (default: the preset's edit layers)", valueName: "L1,L2,…" },
     "stats-fact-share": { type: "number", description: "statistics over general text in which this share of sentences are facts (v2-composed: 0.1)", valueName: "X" },
     "continuation-style": { type: "string", description: "with --continuations: verbs (the default: occupation / sport / instrument verbs) or object (\"<name> <object> <marker>.\" for every fact of every relation)", valueName: "verbs|object" },
@@ -120,7 +120,7 @@ export const trainCommand: CommandSpec = {
     const probeFacts = intArg(args, "probe-facts", 1);
     const out = str(args, "out")!;
     const recipeName = str(args, "recipe")!;
-    const { WORLD_RECIPES, WORLD_RECIPE_STATS_LAYERS, mergeWorldOptions } = await import("../../eval/world/world.js");
+    const { WORLD_RECIPES, WORLD_RECIPE_STATS_LAYERS, WORLD_RECIPE_TRAIN, mergeWorldOptions } = await import("../../eval/world/world.js");
     const { SUBJECT_CONTINUATIONS } = await import("../../eval/world/continuations.js");
     const recipe = Object.prototype.hasOwnProperty.call(WORLD_RECIPES, recipeName) ? WORLD_RECIPES[recipeName]! : null;
     if (!recipe) throw new DeltaEditError("E_USAGE", `world train: unknown --recipe "${recipeName}"`, { hint: `one of ${Object.keys(WORLD_RECIPES).join(", ")}` });
@@ -137,6 +137,7 @@ export const trainCommand: CommandSpec = {
     const recipeStats = Object.prototype.hasOwnProperty.call(WORLD_RECIPE_STATS_LAYERS, recipeName) ? [...WORLD_RECIPE_STATS_LAYERS[recipeName]!] : undefined;
     const statsLayers = statsLayersArg === undefined ? recipeStats : statsLayersArg.split(",").map((x) => Number(x.trim()));
     if (statsLayers && !statsLayers.every((l) => Number.isInteger(l) && l >= 0)) throw new DeltaEditError("E_USAGE", `world train: --stats-layers must be block numbers, got "${statsLayersArg}"`);
+    const recipeTrain = Object.prototype.hasOwnProperty.call(WORLD_RECIPE_TRAIN, recipeName) ? WORLD_RECIPE_TRAIN[recipeName]! : {};
     const t0 = performance.now();
     const res = await trainWorld({
       ...(statsLayers ? { statsLayers } : {}),
@@ -160,7 +161,7 @@ export const trainCommand: CommandSpec = {
         ...(editCount !== undefined ? { editCount } : {}),
         model: { ...(hidden !== undefined ? { hiddenSize: hidden } : {}), ...(layers !== undefined ? { numLayers: layers } : {}), ...(intermediate !== undefined ? { intermediateSize: intermediate } : {}) },
       }),
-      train,
+      train: { ...recipeTrain, ...train },
       dtype,
       resume: bool(args, "resume"),
       keepCheckpoints: bool(args, "keep-checkpoints"),

@@ -84,17 +84,24 @@ export const WORLD_DEFAULTS = Object.freeze({
 
 /**
  * Named world recipes: option sets over WORLD_DEFAULTS (v1 = the defaults). v2 (the shipped
- * worlds/factworld-v2; docs/world.md, "World v2") adds object continuations — "<subject> <object>
- * <marker>." for every fact, 4 times, so every attribute of a subject must be readable at its name's
- * last token. Its key statistics come from the training corpus, as v1's: statistics over general
- * text in which facts are 10 % of the sentences (`corpus.statsText`, tried first) gave no better
- * single edits and kept fewer control facts in a stream (docs/world.md).
- * "v2-composed" is the earlier v2 design (person names composed from shared given- and family-name
- * pools, 25 % filler, 8 blocks), kept for the probes docs/world.md reports.
+ * worlds/factworld-v2; docs/world.md, "factworld-v2") is probe Q's design: person names composed from
+ * 24 given × 360 family names (each pair unique, so a person is identified only at the name's last
+ * token), object continuations ("<subject> <object> <marker>." for every fact, 4 times), 30 % of a
+ * person's training sentences naming them by the family name alone, and a narrow, deep model
+ * (C 128, 8 blocks, F 1 536) whose first three MLPs keep their initial weights
+ * (WORLD_RECIPE_TRAIN) — together they put the facts at a middle block at the subject's last token,
+ * as causal tracing finds in real LLMs. "v2-first" is the first v2 design (v1 plus object
+ * continuations; shipped until probe Q), "v2-composed" an earlier probe design (composed names 30 ×
+ * 30, 25 % filler, 8 blocks); both stay for the probes docs/world.md reports.
  */
 export const WORLD_RECIPES: Readonly<Record<string, Omit<WorldOptions, "seed">>> = Object.freeze({
   v1: {},
   v2: {
+    kb: { people: 360, personPools: [24, 360] as const },
+    corpus: { continuations: { repeats: 4, style: "object" as const }, shortMentions: { share: 0.3 } },
+    model: { hiddenSize: 128, numLayers: 8, intermediateSize: 1536 },
+  },
+  "v2-first": {
     corpus: { continuations: { repeats: 4, style: "object" as const } },
   },
   "v2-composed": {
@@ -106,10 +113,13 @@ export const WORLD_RECIPES: Readonly<Record<string, Omit<WorldOptions, "seed">>>
 
 /**
  * Blocks whose key statistics `world train` writes for a recipe when --stats-layers is not given
- * (absent: the edited layers of the model's built-in preset). v2 writes blocks 0–3 so that the edit
- * layers `deltaedit trace --suggest` picks in the lower half have statistics.
+ * (absent: the edited layers of the model's built-in preset). v2 writes the edit layers of its
+ * preset (`deltaedit trace --suggest`: blocks 3–4); v2-first wrote blocks 0–3.
  */
-export const WORLD_RECIPE_STATS_LAYERS: Readonly<Record<string, readonly number[]>> = Object.freeze({ v2: Object.freeze([0, 1, 2, 3]) });
+export const WORLD_RECIPE_STATS_LAYERS: Readonly<Record<string, readonly number[]>> = Object.freeze({ v2: Object.freeze([3, 4]), "v2-first": Object.freeze([0, 1, 2, 3]) });
+
+/** Trainer settings a recipe adds to WORLD_TRAIN_DEFAULTS (a command-line flag wins). */
+export const WORLD_RECIPE_TRAIN: Readonly<Record<string, Readonly<{ frozenMlpBlocks?: number }>>> = Object.freeze({ v2: Object.freeze({ frozenMlpBlocks: 3 }) });
 
 /** Recipe options with `over` merged in (kb, corpus and model merged key by key). */
 export function mergeWorldOptions(base: Omit<WorldOptions, "seed">, over: Omit<WorldOptions, "seed">): Omit<WorldOptions, "seed"> {

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { buildCorpus } from "../../../src/eval/world/corpus.js";
 import { buildKnowledgeBase } from "../../../src/eval/world/kb.js";
-import { buildWorld, mergeWorldOptions, WORLD_RECIPES } from "../../../src/eval/world/world.js";
+import { buildWorld, mergeWorldOptions, WORLD_RECIPE_STATS_LAYERS, WORLD_RECIPE_TRAIN, WORLD_RECIPES } from "../../../src/eval/world/world.js";
 import { DeltaEditError } from "../../../src/errors.js";
 
 test("composed person names: unique pairs from the pools, every pool word shared, no collision with other names", () => {
@@ -89,8 +89,26 @@ test("the v2-composed recipe: composed names, 25 % filler, 8 blocks, general-tex
   assert.equal(w.resolved.corpus.fillerRatio, 0.25);
 });
 
-test("the v2 recipe: v1's world plus object continuations (4 per fact); statistics over the training corpus", () => {
-  const opts = mergeWorldOptions(WORLD_RECIPES["v2"]!, { kb: { people: 40, cities: 4, companies: 3, bands: 3 }, vocabSize: 600, editCount: 10, model: { hiddenSize: 16, numHeads: 2, numKvHeads: 1, intermediateSize: 32, maxPositions: 64 } });
+test("the v2 recipe (probe Q): composed names, object continuations, family-name mentions, 8 blocks of F 1 536, first 3 MLPs frozen", () => {
+  const small = { kb: { people: 40, cities: 4, companies: 3, bands: 3 }, vocabSize: 600, editCount: 10, model: { hiddenSize: 16, numHeads: 2, numKvHeads: 1, maxPositions: 64 } };
+  const recipe = WORLD_RECIPES["v2"]!;
+  assert.deepEqual(recipe.model, { hiddenSize: 128, numLayers: 8, intermediateSize: 1536 });
+  const w = buildWorld({ seed: 1, ...mergeWorldOptions(recipe, { ...small, model: { ...small.model, intermediateSize: 32 } }) });
+  assert.equal(w.config.numLayers, 8);
+  assert.deepEqual(w.resolved.kb.personPools, [24, 360]);
+  assert.deepEqual(w.resolved.corpus.shortMentions, { share: 0.3 });
+  assert.deepEqual(w.resolved.corpus.continuations, { repeats: 4, style: "object" });
+  assert.equal(w.corpus.stats.length, 0, "no general-text split: writeWorldStats uses the training corpus");
+  const people = w.kb.subjects.filter((s) => s.kind === "person").map((s) => s.name);
+  assert.equal(people.length, 40);
+  assert.equal(new Set(people).size, 40, "each (given, family) pair names one person");
+  assert.ok(new Set(people.map((n) => n.split(" ")[0])).size <= 24, "given names come from a pool of 24");
+  assert.deepEqual(WORLD_RECIPE_TRAIN["v2"], { frozenMlpBlocks: 3 });
+  assert.deepEqual(WORLD_RECIPE_STATS_LAYERS["v2"], [3, 4], "the statistics of the shipped preset's edit layers");
+});
+
+test("the v2-first recipe: v1's world plus object continuations (4 per fact); statistics over the training corpus", () => {
+  const opts = mergeWorldOptions(WORLD_RECIPES["v2-first"]!, { kb: { people: 40, cities: 4, companies: 3, bands: 3 }, vocabSize: 600, editCount: 10, model: { hiddenSize: 16, numHeads: 2, numKvHeads: 1, intermediateSize: 32, maxPositions: 64 } });
   const w = buildWorld({ seed: 1, ...opts });
   assert.equal(w.config.numLayers, 6);
   assert.equal(w.kb.subjects.filter((s) => s.kind === "person").length, 40);

@@ -2,7 +2,7 @@
  * Null-space projector stability on the bundled fact world (not part of `npm run bench`; run
  * `node dist-test/bench/nullspace.bench.js` after `tsc -p tsconfig.test.json`).
  *
- * For the edit layers 1 and 2 of worlds/factworld-v1 and their shipped statistics C0 (768 × 768):
+ * For the edit layers 1 and 2 of worlds/factworld-v1 and their shipped statistics C0 (F × F, F = 768):
  * for each null-space rule ("absolute" τ = 2e-2, "gap") and eigh precision (float32, float64), the
  * rank, the rule that made the cut, the effective threshold, the eigen-gap at the cut, and
  * ‖P(1 BLAS thread) − P(2 threads)‖_F — the projector built twice in this process with
@@ -32,7 +32,6 @@ const root = path.resolve(here, "..", "..");
 const world = path.join(root, "worlds", process.env["BENCH_NULLSPACE_WORLD"] ?? "factworld-v1");
 const dumpDir = process.env["BENCH_NULLSPACE_DUMP"];
 const compareDir = process.env["BENCH_NULLSPACE_COMPARE"];
-const F = 768;
 const LAYERS = (process.env["BENCH_NULLSPACE_LAYERS"] ?? "1,2").split(",").map(Number);
 const CONFIGS: { rule: NullSpaceRule; precision: NullSpacePrecision }[] = [
   { rule: "absolute", precision: "float32" },
@@ -58,7 +57,9 @@ const rows: string[] = [];
 rows.push("| layer | rule | eigh | rank (1 thr / 2 thr) | applied | effective threshold | gap at the cut: s_r → s_r+1 (ratio) | largest ratio in window | ‖P(1) − P(2)‖_F |" + (compareDir ? " ‖P − P(other run)‖_F |" : ""));
 rows.push("|---|---|---|---|---|---|---|---|---|" + (compareDir ? "---|" : ""));
 for (const layer of LAYERS) {
-  const c0 = secondMomentMatrix(readStatsFile(path.join(world, "stats", `layer-${layer}.safetensors`))); // (F, F)
+  const stats = readStatsFile(path.join(world, "stats", `layer-${layer}.safetensors`));
+  const F = stats.dIn; // the key width of this world's MLPs
+  const c0 = secondMomentMatrix(stats); // (F, F)
   for (const c of CONFIGS) {
     const opts: Partial<NullSpaceOptions> = { nullspaceRule: c.rule, nullspacePrecision: c.precision };
     const built = [1, 2].map((t) => {

@@ -43,7 +43,7 @@ export const command: CommandSpec = {
       model = path.join(root, "test", "fixtures", "models", "stories260k");
       dataset = path.join(root, "test", "fixtures", "edits", "stories-mcf.json"); // tools/fixtures/make-stories-editset.mjs
       statsCorpus = path.join(root, "test", "fixtures", "corpus", "stories.txt");
-      for (const f of [model, dataset, statsCorpus]) if (!fs.existsSync(f)) throw new DeltaEditError("E_NOT_FOUND", `demo: neither the fact world (${world}) nor the stories260k fixture (${f}) is available`, { hint: "build the world with `deltaedit world train --recipe v2 --out worlds/factworld-v2`" });
+      for (const f of [model, dataset, statsCorpus]) if (!fs.existsSync(f)) throw new DeltaEditError("E_NOT_FOUND", `demo: neither the fact world (${world}) nor the stories260k fixture (${f}) is available`, { hint: "build the world with `deltaedit world train --recipe v2 --threads 1 --kernel-threads 1 --out worlds/factworld-v2`" });
       edits = Math.min(edits, 288);
       io.err(`demo: the fact world ${path.relative(process.cwd(), world) || world} is not built yet; using the bundled stories260k model and its 288-request edit stream instead (neighborhood scored against the unedited model's own continuations)\n`);
     }

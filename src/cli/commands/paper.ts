@@ -11,8 +11,7 @@ import { parseMethodSets } from "./bench.js";
 import { packageRoot } from "./_root.js";
 
 /**
- * The world `paper` runs on by default, relative to the package root. Switch to the v2 world here
- * once it is built (issue #13 asks for world v2 as the default).
+ * The world `paper` runs on by default, relative to the package root (`--model` runs another).
  */
 export const PAPER_WORLD = path.join("worlds", "factworld-v2");
 

@@ -41,6 +41,11 @@ function intArg(args: ParsedArgs, key: string, min: number): number | undefined 
   return v;
 }
 
+/** `table[name]` when `name` is the table's own key (not an inherited property such as "constructor"). */
+function ownEntry<T>(table: Readonly<Record<string, T>>, name: string): T | undefined {
+  return Object.prototype.hasOwnProperty.call(table, name) ? table[name] : undefined;
+}
+
 export const trainCommand: CommandSpec = {
   name: "world train",
   summary: "build the fact world for a seed and train its model from scratch (CPU; resumable)",
@@ -122,7 +127,7 @@ export const trainCommand: CommandSpec = {
     const recipeName = str(args, "recipe")!;
     const { WORLD_RECIPES, WORLD_RECIPE_STATS_LAYERS, WORLD_RECIPE_TRAIN, mergeWorldOptions } = await import("../../eval/world/world.js");
     const { SUBJECT_CONTINUATIONS } = await import("../../eval/world/continuations.js");
-    const recipe = Object.prototype.hasOwnProperty.call(WORLD_RECIPES, recipeName) ? WORLD_RECIPES[recipeName]! : null;
+    const recipe = ownEntry(WORLD_RECIPES, recipeName);
     if (!recipe) throw new DeltaEditError("E_USAGE", `world train: unknown --recipe "${recipeName}"`, { hint: `one of ${Object.keys(WORLD_RECIPES).join(", ")}` });
     const poolsArg = str(args, "person-pools");
     let personPools: [number, number] | undefined;
@@ -134,10 +139,11 @@ export const trainCommand: CommandSpec = {
     const statsShare = num(args, "stats-fact-share");
     if (statsShare !== undefined && !(statsShare >= 0 && statsShare <= 1)) throw new DeltaEditError("E_USAGE", `world train: --stats-fact-share must be in [0, 1], got ${statsShare}`);
     const statsLayersArg = str(args, "stats-layers");
-    const recipeStats = Object.prototype.hasOwnProperty.call(WORLD_RECIPE_STATS_LAYERS, recipeName) ? [...WORLD_RECIPE_STATS_LAYERS[recipeName]!] : undefined;
+    const recipeStatsLayers = ownEntry(WORLD_RECIPE_STATS_LAYERS, recipeName);
+    const recipeStats = recipeStatsLayers ? [...recipeStatsLayers] : undefined;
     const statsLayers = statsLayersArg === undefined ? recipeStats : statsLayersArg.split(",").map((x) => Number(x.trim()));
     if (statsLayers && !statsLayers.every((l) => Number.isInteger(l) && l >= 0)) throw new DeltaEditError("E_USAGE", `world train: --stats-layers must be block numbers, got "${statsLayersArg}"`);
-    const recipeTrain = Object.prototype.hasOwnProperty.call(WORLD_RECIPE_TRAIN, recipeName) ? WORLD_RECIPE_TRAIN[recipeName]! : {};
+    const recipeTrain = ownEntry(WORLD_RECIPE_TRAIN, recipeName) ?? {};
     const t0 = performance.now();
     const res = await trainWorld({
       ...(statsLayers ? { statsLayers } : {}),
